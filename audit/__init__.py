@@ -1,0 +1,1 @@
+"""The hash-chained audit trail, its verification, review page and exports."""

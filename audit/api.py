@@ -1,0 +1,1 @@
+"""JSON API views of the audit app (one view per operation)."""

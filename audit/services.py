@@ -1,0 +1,1 @@
+"""Writes and workflows of the audit app (keyword-only, typed, named <entity>_<action>)."""

@@ -1,0 +1,1 @@
+"""Model registry, inference jobs and their outputs; the engine lives in inference/engine/."""

@@ -1,0 +1,1 @@
+"""JSON API views of the inference app (one view per operation)."""

@@ -1,0 +1,1 @@
+"""Worklist, reading sessions, decisions, labelled feedback and consensus projects."""

@@ -1,0 +1,87 @@
+"""`manage.py seed_demo`: one demo user per role, for local evaluation only.
+
+Runs once: later runs keep the users and print their credentials again. The
+passwords are random per installation and kept in var/demo_credentials.txt
+(mode 600), never in the repository.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from reviews.roles import Role
+
+DEMO_USERS = {
+    "radiologist": (Role.RADIOLOGIST, "Rita", "Radiologist"),
+    "annotator": (Role.ANNOTATOR, "Anna", "Annotator"),
+    "adjudicator": (Role.ADJUDICATOR, "Adi", "Adjudicator"),
+    "admin": (Role.ADMIN, "Ada", "Admin"),
+}
+
+
+class Command(BaseCommand):
+    help = "Creates one demo user per role (local evaluation only) and prints their credentials."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--allow-https",
+            action="store_true",
+            help="seed even though HTTPS is on (a production-like deployment)",
+        )
+
+    def handle(self, *args: Any, allow_https: bool, **options: Any) -> None:
+        if settings.HTTPS and not allow_https:
+            raise CommandError(
+                "refusing to create demo accounts on an HTTPS (production-like) deployment; "
+                "pass --allow-https if this really is a demonstration server"
+            )
+        credentials_file = Path(settings.VAR_DIR) / "demo_credentials.txt"
+        credentials = _read_credentials(credentials_file)
+        with transaction.atomic():
+            for username, (role, first, last) in DEMO_USERS.items():
+                password = credentials.get(username)
+                created = _ensure_user(username, role, first, last, password)
+                if created is not None:
+                    credentials[username] = created
+        _write_credentials(credentials_file, credentials)
+
+        self.stdout.write(self.style.WARNING("Demo accounts (local use only, not for patient data):"))
+        for username, (role, *_names) in DEMO_USERS.items():
+            self.stdout.write(f"  {role:<12} {username:<12} {credentials[username]}")
+
+
+def _ensure_user(username: str, role: str, first: str, last: str, password: str | None) -> str | None:
+    """Creates the user (or resets a password we no longer know); returns a new password if set."""
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(
+        username=username, defaults={"first_name": first, "last_name": last}
+    )
+    new_password = None
+    if created or password is None:
+        new_password = secrets.token_urlsafe(12)
+        user.set_password(new_password)
+    user.is_staff = role == Role.ADMIN
+    user.save()
+    user.groups.add(Group.objects.get(name=role))
+    return new_password
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
+    return {name: password for name, password in pairs}
+
+
+def _write_credentials(path: Path, credentials: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text("".join(f"{name} {password}\n" for name, password in credentials.items()))

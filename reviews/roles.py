@@ -1,0 +1,72 @@
+"""The four roles as Django groups, and the permissions each one holds.
+
+`roles_sync` creates the groups and sets their permissions to exactly this map;
+it runs after every migrate, so a new permission reaches its role on deploy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+
+
+class Role:
+    RADIOLOGIST = "radiologist"
+    ANNOTATOR = "annotator"
+    ADJUDICATOR = "adjudicator"
+    ADMIN = "admin"
+
+    ALL = (RADIOLOGIST, ANNOTATOR, ADJUDICATOR, ADMIN)
+
+
+# "app_label.codename" for each role. Apps add their permissions here as they
+# grow; an unknown name is an error (a typo must not silently grant nothing).
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.RADIOLOGIST: [],
+    Role.ANNOTATOR: [],
+    Role.ADJUDICATOR: [],
+    Role.ADMIN: [
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+        "auth.change_group",
+        "authtoken.view_tokenproxy",
+        "authtoken.add_tokenproxy",
+        "authtoken.delete_tokenproxy",
+    ],
+}
+
+
+def _permissions(names: list[str]) -> list[Permission]:
+    query = Q(pk__in=[])
+    for name in names:
+        app_label, codename = name.split(".", 1)
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    found = list(Permission.objects.filter(query).select_related("content_type"))
+    missing = set(names) - {f"{p.content_type.app_label}.{p.codename}" for p in found}
+    if missing:
+        raise LookupError(f"unknown permissions in ROLE_PERMISSIONS: {sorted(missing)}")
+    return found
+
+
+@transaction.atomic
+def roles_sync() -> None:
+    """Creates the role groups and gives each exactly the permissions of ROLE_PERMISSIONS."""
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(_permissions(names))
+
+
+def roles_sync_after_migrate(**kwargs: Any) -> None:
+    roles_sync()
+
+
+def user_roles(user: Any) -> set[str]:
+    """The role names a user holds (empty for anonymous users)."""
+    if not user.is_authenticated:
+        return set()
+    return {g.name for g in user.groups.all() if g.name in Role.ALL}

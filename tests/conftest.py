@@ -1,0 +1,88 @@
+"""Fixtures for the whole suite: the cast of users, real services and the browser.
+
+Tests that need an external service call `require_service`: locally a missing
+service skips the test with a message saying what to install; with CI=true it
+fails, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reviews.roles import Role
+from tests.factories import UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def require_service(available: bool, what: str, hint: str) -> None:
+    """Skips (locally) or fails (CI) a test whose external service is missing."""
+    if available:
+        return
+    message = f"{what} is not available: {hint}"
+    if IN_CI:
+        pytest.fail(f"CI requires {message}")
+    pytest.skip(message)
+
+
+# --- The cast: one named user per role ---------------------------------------------
+@pytest.fixture
+def rita(db: Any) -> Any:
+    """Rita, a radiologist."""
+    return UserFactory(username="rita", role=Role.RADIOLOGIST)
+
+
+@pytest.fixture
+def anna(db: Any) -> Any:
+    """Anna, an annotator."""
+    return UserFactory(username="anna", role=Role.ANNOTATOR)
+
+
+@pytest.fixture
+def adi(db: Any) -> Any:
+    """Adi, an adjudicator."""
+    return UserFactory(username="adi", role=Role.ADJUDICATOR)
+
+
+@pytest.fixture
+def ada(db: Any) -> Any:
+    """Ada, an admin."""
+    return UserFactory(username="ada", role=Role.ADMIN)
+
+
+# --- The browser ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """The system Chromium driven by Playwright (no browser is ever downloaded)."""
+    require_service(
+        shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
+        f"Chromium ({CHROMIUM})",
+        "apt-get install chromium, or set CHROMIUM_PATH",
+    )
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; Django's ORM
+    # refuses to run beside one unless told the tests know what they are doing.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"],
+        )
+        yield browser
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()

@@ -1,0 +1,48 @@
+"""`seed_demo` creates one demo user per role once, and keeps them on later runs."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from reviews.management.commands.seed_demo import DEMO_USERS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+def _credentials(output: str) -> dict[str, str]:
+    rows = [line.split() for line in output.splitlines() if line.startswith("  ")]
+    return {username: password for _role, username, password in rows}
+
+
+def test_it_creates_one_user_per_role_with_printed_passwords(var_dir, capsys):
+    call_command("seed_demo")
+    printed = _credentials(capsys.readouterr().out)
+    assert set(printed) == set(DEMO_USERS)
+    for username, (role, *_names) in DEMO_USERS.items():
+        user = get_user_model().objects.get(username=username)
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+        assert user.check_password(printed[username])
+    assert (var_dir / "demo_credentials.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_run_keeps_the_users_and_their_passwords(var_dir, capsys):
+    call_command("seed_demo")
+    first = _credentials(capsys.readouterr().out)
+    call_command("seed_demo")
+    assert _credentials(capsys.readouterr().out) == first
+    assert get_user_model().objects.count() == len(DEMO_USERS)
+
+
+def test_it_refuses_on_a_production_like_https_deployment(var_dir, settings):
+    settings.HTTPS = True
+    with pytest.raises(CommandError, match="refusing to create demo accounts"):
+        call_command("seed_demo")
+    assert get_user_model().objects.count() == 0

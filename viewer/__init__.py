@@ -1,0 +1,1 @@
+"""Patients, studies, series and instances, the DICOM store, ingest, DICOMweb and the viewer pages."""

@@ -1,0 +1,1 @@
+"""JSON API views of the viewer app (one view per operation)."""

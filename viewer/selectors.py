@@ -1,0 +1,1 @@
+"""Reads of the viewer app (keyword-only, typed, named <entity>_<action>)."""

@@ -1,0 +1,1 @@
+"""HTML pages and htmx partials of the viewer app."""
