@@ -1,0 +1,14 @@
+"""Settings for benchmarks: the production settings on their own database under var/bench/.
+
+Point DATABASE_URL at PostgreSQL to measure against it; the default is SQLite.
+"""
+
+import os
+from pathlib import Path
+
+_BASE = Path(__file__).resolve().parent.parent
+os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("HTTPS", "false")
+os.environ.setdefault("OVERREAD_VAR_DIR", str(_BASE / "var" / "bench"))
+
+from config.settings import *  # noqa: E402,F403
