@@ -23,13 +23,12 @@ export PYTHONUNBUFFERED := 1
 
 # The local set-up serves plain HTTP on loopback with a generated secret key;
 # production sets SECRET_KEY, HTTPS and the rest (docs/operations.md).
-run demo: export SECRET_KEY_FILE ?= $(CURDIR)/var/secret_key
 run demo: export HTTPS ?= false
 run demo: export ALLOWED_HOSTS ?= 127.0.0.1,localhost
 run: demo
 	@echo "Overread: http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the worker)"
 	@mkdir -p var/celery
-	@OVERREAD_HOST=$(HOST) OVERREAD_PORT=$(PORT) $(BIN)/honcho -f Procfile start
+	@PATH="$(CURDIR)/$(BIN):$$PATH" OVERREAD_HOST=$(HOST) OVERREAD_PORT=$(PORT) $(BIN)/honcho -f Procfile start
 
 setup: deps bundle var/secret_key
 

@@ -41,23 +41,28 @@ def check_database() -> Check:
     def probe() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return f"{connection.vendor} {settings.DATABASES['default'].get('HOST') or settings.DATABASES['default']['NAME']}"
+        database = settings.DATABASES["default"]
+        return f"{connection.vendor} {database.get('HOST') or database['NAME']}"
 
     return _timed("database", probe)
 
 
 def check_broker() -> Check:
     def probe() -> str:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
             return conn.as_uri()
 
     return _timed("broker", probe)
 
 
+# The queue the worker probe goes through: the one every worker consumes.
+PING_QUEUE = "default"
+
+
 def check_worker(timeout: float = 10.0) -> Check:
     def probe() -> str:
-        reply = ping.apply_async().get(timeout=timeout)
+        reply = ping.apply_async(queue=PING_QUEUE).get(timeout=timeout)
         return f"answered {reply!r}"
 
     return _timed("worker", probe)

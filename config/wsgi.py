@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from config.startup import load_settings_or_exit  # noqa: E402
+from config.startup import load_settings_or_exit
 
 load_settings_or_exit()
 

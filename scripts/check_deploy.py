@@ -12,7 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+env = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+}
 env.update(
     {
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -21,4 +25,4 @@ env.update(
     }
 )
 command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
-sys.exit(subprocess.run(command, cwd=ROOT, env=env, check=False).returncode)
+sys.exit(subprocess.run(command, cwd=ROOT, env=env, check=False).returncode)  # noqa: S603 (fixed argv)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from reviews.roles import Role
 from tests.factories import UserFactory
 
+ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -86,3 +90,47 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+# --- A real Celery worker --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the configured broker, using the test database.
+
+    Tests that need tasks to run as in production (in another process, after
+    commit, with their own connection) use this, never eager mode.
+    """
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "OVERREAD_TEST_WORKER": "1"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log = open(ROOT / "var" / "test" / "worker.log", "wb")  # noqa: SIM115 (closed at teardown)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "config",
+            "worker",
+            "--queues",
+            "default,inference",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()

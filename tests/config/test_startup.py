@@ -14,8 +14,18 @@ from config.env import ConfigError, env_bool, env_database, env_int, env_list, e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _manage(env_overrides: dict[str, str], *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SECRET_KEY": "x" * 60, "HTTPS": "false", **env_overrides}
+def _manage(
+    env_overrides: dict[str, str], *args: str, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    # A var/ of its own: no locally generated secret key to fall back on.
+    var_dir = str(ROOT / "var" / "test" / "startup")
+    env = {
+        **os.environ,
+        "OVERREAD_VAR_DIR": var_dir,
+        "SECRET_KEY": "x" * 60,
+        "HTTPS": "false",
+        **env_overrides,
+    }
     for name in ("DJANGO_SETTINGS_MODULE", *drop):  # the production settings module
         env.pop(name, None)
     return subprocess.run(
@@ -49,7 +59,8 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
     for run in (result, env_without_key):
         assert run.returncode == 2
         assert run.stderr.strip() == (
-            "overread: configuration error: SECRET_KEY: is required when DEBUG is off (or set SECRET_KEY_FILE)"
+            "overread: configuration error: SECRET_KEY: "
+            "is required when DEBUG is off (or set SECRET_KEY_FILE)"
         )
 
 
@@ -71,7 +82,12 @@ def test_it_reads_postgres_urls(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://overread:pw@db.internal:5433/overread")
     config = env_database("DATABASE_URL", Path("unused.sqlite3"))
     assert config["ENGINE"] == "django.db.backends.postgresql"
-    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "overread", "overread")
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == (
+        "db.internal",
+        5433,
+        "overread",
+        "overread",
+    )
 
 
 def test_it_defaults_to_an_sqlite_file(monkeypatch, tmp_path):
@@ -89,8 +105,8 @@ def test_typed_readers_parse_and_reject(monkeypatch):
     monkeypatch.setenv("AN_INT", "0")
     with pytest.raises(ConfigError, match="AN_INT: must be at least 1"):
         env_int("AN_INT", 1, minimum=1)
+    monkeypatch.setenv("A_URL", "http://x")
     with pytest.raises(ConfigError, match="A_URL: expected a URL with scheme redis"):
-        monkeypatch.setenv("A_URL", "http://x")
         env_url("A_URL", "redis://localhost", schemes={"redis"})
 
 
