@@ -18,6 +18,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 export PYTHONUNBUFFERED := 1
+# Tools installed into the virtualenv (celery, gunicorn, dciodvfy) are found by name.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test lint bench soak setup deps bundle migrate demo lock clean format
 
@@ -28,7 +30,7 @@ run demo: export ALLOWED_HOSTS ?= 127.0.0.1,localhost
 run: demo
 	@echo "Overread: http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the worker)"
 	@mkdir -p var/celery
-	@PATH="$(CURDIR)/$(BIN):$$PATH" OVERREAD_HOST=$(HOST) OVERREAD_PORT=$(PORT) $(BIN)/honcho -f Procfile start
+	@OVERREAD_HOST=$(HOST) OVERREAD_PORT=$(PORT) $(BIN)/honcho -f Procfile start
 
 setup: deps bundle var/secret_key
 
