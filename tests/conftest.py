@@ -85,9 +85,17 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any) -> Iterator[Any]:
+def browser_errors() -> list[str]:
+    """Console errors and uncaught exceptions of the page (CSP violations show up here)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, browser_errors: list[str]) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and browser_errors.append(message.text))
+    page.on("pageerror", lambda error: browser_errors.append(str(error)))
     yield page
     context.close()
 

@@ -20,7 +20,7 @@ def _demo_password(output: str, username: str) -> str:
     raise AssertionError(f"seed_demo printed no password for {username}")
 
 
-def test_the_demo_radiologist_signs_in_and_sees_the_worklist(page, settings, tmp_path, capsys):
+def test_the_demo_radiologist_signs_in_and_sees_the_worklist(page, browser_errors, settings, tmp_path, capsys):
     settings.VAR_DIR = tmp_path
     call_command("seed_demo")
     password = _demo_password(capsys.readouterr().out, "radiologist")
@@ -37,6 +37,7 @@ def test_the_demo_radiologist_signs_in_and_sees_the_worklist(page, settings, tmp
     assert page.get_by_text("No studies are waiting for you.").is_visible()
     # The bundle and htmx load under the Content-Security-Policy (no console errors).
     assert page.evaluate("typeof window.htmx") == "object"
+    assert browser_errors == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "worklist.png")
 
