@@ -41,6 +41,9 @@ lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck -x .ci/run scripts/services.sh; \
+	elif [ "$$CI" = true ]; then echo "shellcheck is missing (apt-get install shellcheck)"; exit 1; \
+	else echo "shellcheck not installed: shell scripts not checked (apt-get install shellcheck)"; fi
 	$(PY) scripts/check_deploy.py
 	DJANGO_SETTINGS_MODULE=tests.settings $(MANAGE) makemigrations --check --dry-run
 
