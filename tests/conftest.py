@@ -110,7 +110,9 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Itera
     """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "OVERREAD_TEST_WORKER": "1"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log = open(ROOT / "var" / "test" / "worker.log", "wb")  # noqa: SIM115 (closed at teardown)
+    from django.conf import settings
+
+    log = open(Path(settings.VAR_DIR) / "worker.log", "wb")  # noqa: SIM115 (closed at teardown)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -142,3 +144,14 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Itera
     except subprocess.TimeoutExpired:
         worker.kill()
     log.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_runs_var_dir() -> Iterator[None]:
+    """Deletes this run's var/ folder (tests/settings.py) when the run ends."""
+    yield
+    from django.conf import settings
+
+    run_dir = Path(settings.VAR_DIR)
+    if run_dir.name.startswith("run-") and run_dir.parent.name == "test":
+        shutil.rmtree(run_dir, ignore_errors=True)

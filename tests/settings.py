@@ -11,7 +11,11 @@ from pathlib import Path
 _BASE = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("HTTPS", "false")
-os.environ.setdefault("OVERREAD_VAR_DIR", str(_BASE / "var" / "test"))
+# Each test run has a var/ of its own (database file, broker folders, media), so
+# runs side by side never meet; a worker process started by the run inherits
+# OVERREAD_TEST_RUN and so shares it. The run's folder is removed at its end.
+TEST_RUN = os.environ.setdefault("OVERREAD_TEST_RUN", str(os.getpid()))
+os.environ.setdefault("OVERREAD_VAR_DIR", str(_BASE / "var" / "test" / f"run-{TEST_RUN}"))
 
 from config.settings import *  # noqa: E402,F403
 from config.settings import STORAGES, VAR_DIR  # noqa: E402

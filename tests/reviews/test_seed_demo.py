@@ -23,7 +23,7 @@ def _credentials(output: str) -> dict[str, str]:
 
 
 def test_it_creates_one_user_per_role_with_printed_passwords(var_dir, capsys):
-    call_command("seed_demo")
+    call_command("seed_demo", no_studies=True)
     printed = _credentials(capsys.readouterr().out)
     assert set(printed) == set(DEMO_USERS)
     for username, (role, *_names) in DEMO_USERS.items():
@@ -34,9 +34,9 @@ def test_it_creates_one_user_per_role_with_printed_passwords(var_dir, capsys):
 
 
 def test_a_second_run_keeps_the_users_and_their_passwords(var_dir, capsys):
-    call_command("seed_demo")
+    call_command("seed_demo", no_studies=True)
     first = _credentials(capsys.readouterr().out)
-    call_command("seed_demo")
+    call_command("seed_demo", no_studies=True)
     assert _credentials(capsys.readouterr().out) == first
     assert get_user_model().objects.count() == len(DEMO_USERS)
 
@@ -44,5 +44,17 @@ def test_a_second_run_keeps_the_users_and_their_passwords(var_dir, capsys):
 def test_it_refuses_on_a_production_like_https_deployment(var_dir, settings):
     settings.HTTPS = True
     with pytest.raises(CommandError, match="refusing to create demo accounts"):
-        call_command("seed_demo")
+        call_command("seed_demo", no_studies=True)
     assert get_user_model().objects.count() == 0
+
+
+def test_it_loads_the_synthetic_demo_studies_once(var_dir):
+    from viewer.models import Instance, Study
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    assert Study.objects.count() == 6
+    assert Instance.objects.count() == 6 * 48
+    assert set(Study.objects.values_list("patient__patient_id", flat=True)) == {
+        f"DEMO{n:04d}" for n in range(1, 7)
+    }

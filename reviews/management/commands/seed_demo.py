@@ -1,13 +1,16 @@
-"""`manage.py seed_demo`: one demo user per role, for local evaluation only.
+"""`manage.py seed_demo`: demo studies and one demo user per role, for local evaluation only.
 
-Runs once: later runs keep the users and print their credentials again. The
-passwords are random per installation and kept in var/demo_credentials.txt
-(mode 600), never in the repository.
+Runs once: later runs keep the users and studies and print the credentials
+again. The studies are synthetic CT series made by fixtures/synthetic.py (a
+fixed seed each, so every installation has the same ones), ingested like any
+upload. The passwords are random per installation and kept in
+var/demo_credentials.txt (mode 600), never in the repository.
 """
 
 from __future__ import annotations
 
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from fixtures.synthetic import make_ct_study, write_study
 from reviews.roles import Role
+from viewer.ingest.service import ingest_file
+from viewer.models import Study
+
+# (seed, lesions): normal studies and studies with one to three lesions.
+DEMO_STUDIES = [(101, 0), (102, 1), (103, 2), (104, 3), (105, 1), (106, 0)]
+DEMO_PATIENT_PREFIX = "DEMO"
 
 DEMO_USERS = {
     "radiologist": (Role.RADIOLOGIST, "Rita", "Radiologist"),
@@ -36,8 +46,10 @@ class Command(BaseCommand):
             action="store_true",
             help="seed even though HTTPS is on (a production-like deployment)",
         )
+        parser.add_argument("--slices", type=int, default=48, help="slices per demo study")
+        parser.add_argument("--no-studies", action="store_true", help="create the users only")
 
-    def handle(self, *args: Any, allow_https: bool, **options: Any) -> None:
+    def handle(self, *args: Any, allow_https: bool, slices: int, no_studies: bool, **options: Any) -> None:
         if settings.HTTPS and not allow_https:
             raise CommandError(
                 "refusing to create demo accounts on an HTTPS (production-like) deployment; "
@@ -52,6 +64,9 @@ class Command(BaseCommand):
                 if created is not None:
                     credentials[username] = created
         _write_credentials(credentials_file, credentials)
+        loaded = 0 if no_studies else _load_demo_studies(slices)
+        if loaded:
+            self.stdout.write(f"Loaded {loaded} synthetic demo studies.")
 
         self.stdout.write(self.style.WARNING("Demo accounts (local use only, not for patient data):"))
         for username, (role, *_names) in DEMO_USERS.items():
@@ -72,6 +87,32 @@ def _ensure_user(username: str, role: str, first: str, last: str, password: str 
     user.save()
     user.groups.add(Group.objects.get(name=role))
     return new_password
+
+
+def _load_demo_studies(slices: int) -> int:
+    """Ingests the synthetic demo studies that are not there yet; returns how many it added."""
+    added = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for number, (seed, lesions) in enumerate(DEMO_STUDIES, start=1):
+            patient_id = f"{DEMO_PATIENT_PREFIX}{number:04d}"
+            if Study.objects.filter(patient__patient_id=patient_id).exists():
+                continue
+            study = make_ct_study(
+                seed=seed,
+                slices=slices,
+                rows=256,
+                columns=256,
+                spacing=(2.5, 1.4, 1.4),
+                lesions=lesions,
+                patient_id=patient_id,
+                patient_name=f"DEMO^CASE{number:04d}",
+            )
+            for path in write_study(study, Path(tmp) / patient_id):
+                outcome = ingest_file(source=path, name=path.name, origin="import")
+                if outcome.status == "rejected":
+                    raise CommandError(f"demo study {patient_id} was rejected: {outcome.reason}")
+            added += 1
+    return added
 
 
 def _read_credentials(path: Path) -> dict[str, str]:
