@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Audit"
+
+    def ready(self) -> None:
+        from audit import receivers
+
+        receivers.connect()

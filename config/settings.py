@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Above CSRF and the permission checks, so it sees (and audits) every 403.
+    "audit.middleware.AuditMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -257,12 +259,32 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    # Re-computes the audit hash chain; a break is recorded as a Security Alert.
+    "audit-chain-check": {
+        "task": "audit.tasks.audit_chain_check",
+        "schedule": env_int("AUDIT_VERIFY_MINUTES", 60, minimum=1) * 60,
+    },
+    "audit-export-prune": {"task": "audit.tasks.audit_export_prune", "schedule": 3600},
+}
 
 # --- PACS (DICOMweb) ------------------------------------------------------------
 PACS_DICOMWEB_URL = env_url("PACS_DICOMWEB_URL", "http://127.0.0.1:8042/dicom-web", schemes={"http", "https"})
 PACS_USERNAME = env_str("PACS_USERNAME", "")
 PACS_PASSWORD = env_secret("PACS_PASSWORD") or ""
 PACS_ENABLED = env_bool("PACS_ENABLED", bool(os.environ.get("PACS_DICOMWEB_URL")))
+
+# --- DICOM ingest (upload, STOW-RS, import_dicom, PACS pull) ------------------------
+# Limits checked before anything is decoded or extracted (viewer/ingest/).
+DICOM_MAX_FILE_BYTES = env_int("DICOM_MAX_FILE_BYTES", 2 * 1024**3, minimum=1024)  # one instance
+DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_BYTES", 4 * 1024**3, minimum=1024)  # one request or ZIP
+DICOM_MAX_PIXEL_BYTES = env_int("DICOM_MAX_PIXEL_BYTES", 2**31, minimum=1)  # decoded pixels of one instance
+DICOM_MAX_ROWS_COLUMNS = env_int("DICOM_MAX_ROWS_COLUMNS", 2**15, minimum=1)
+# Entries of one ZIP archive, parts of one STOW-RS request.
+DICOM_MAX_FILES_PER_UPLOAD = env_int("DICOM_MAX_FILES_PER_UPLOAD", 10_000, minimum=1)
+DICOM_ZIP_MAX_RATIO = env_int("DICOM_ZIP_MAX_RATIO", 200, minimum=1)  # uncompressed / compressed size
+# Large request bodies are streamed to files here (default: the system's temporary folder).
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR", "") or None
 
 # --- Locale and logging ---------------------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -16,5 +16,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
+    path("pacs/", include("viewer.pacs_urls")),
+    path("dicomweb/", include("viewer.dicomweb.urls")),
+    path("audit/", include("audit.urls")),
+    path("", include("viewer.urls")),
     path("", include("reviews.urls")),
 ]

@@ -25,10 +25,17 @@ class Role:
 # "app_label.codename" for each role. Apps add their permissions here as they
 # grow; an unknown name is an error (a typo must not silently grant nothing).
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.RADIOLOGIST: [],
-    Role.ANNOTATOR: [],
-    Role.ADJUDICATOR: [],
+    # viewer.view_study: may read studies (DICOMweb and the viewer); which studies
+    # is narrowed in one place, viewer.selectors.study_queryset_for_user.
+    # viewer.add_pacspull: may search the PACS and pull studies from it.
+    # viewer.add_instance: may bring DICOM in (the upload page, STOW-RS).
+    Role.RADIOLOGIST: ["viewer.view_study", "viewer.add_pacspull", "viewer.add_instance"],
+    Role.ANNOTATOR: ["viewer.view_study"],
+    Role.ADJUDICATOR: ["viewer.view_study"],
     Role.ADMIN: [
+        "viewer.view_study",
+        "viewer.add_pacspull",
+        "viewer.add_instance",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",
@@ -37,6 +44,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "authtoken.view_tokenproxy",
         "authtoken.add_tokenproxy",
         "authtoken.delete_tokenproxy",
+        "audit.view_auditevent",
+        "audit.export_auditevent",
     ],
 }
 

@@ -1,1 +1,0 @@
-"""Writes and workflows of the audit app (keyword-only, typed, named <entity>_<action>)."""

@@ -1,0 +1,163 @@
+"""Exports of the audit trail: streamed at once, or prepared in the background with progress.
+
+Every export is itself audited: reading the trail for it is 110101 Audit Log
+Used, and the data leaving the system is 110106 Export.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.codes import EventID
+from audit.exporters import FORMATS, export_chunks
+from audit.filters import AuditFilter, filter_from_params
+from audit.models import AuditEvent, AuditExport
+from audit.selectors import audit_event_count, audit_event_last_id, audit_event_rows
+from audit.services.recording import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+def audit_export_stream(
+    *, export_format: str, audit_filter: AuditFilter, request: HttpRequest | None = None, username: str = ""
+) -> Iterator[str]:
+    """Records an export (110106 Export and 110101 Audit Log Used) and returns its text, streamed.
+
+    The export holds the matching events as of this call: events recorded
+    while it streams (its own two included) are not in it. The caller
+    checks the export permission first.
+    """
+    up_to_id = audit_event_last_id()
+    detail = {"format": export_format, "filters": audit_filter.as_params(), "up_to_id": up_to_id}
+    _record_audit_read(request=request, username=username, detail=detail, exported=True)
+    rows = audit_event_rows(audit_filter=audit_filter, up_to_id=up_to_id)
+    return export_chunks(FORMATS[export_format], rows)
+
+
+def _record_audit_read(
+    *, request: HttpRequest | None, username: str, detail: dict[str, Any], exported: bool, user: Any = None
+) -> None:
+    with transaction.atomic():
+        if exported:
+            audit_record(
+                event=EventID.EXPORT, action="R", request=request, user=user, username=username, detail=detail
+            )
+        audit_record(
+            event=EventID.AUDIT_LOG_USED,
+            action="R",
+            request=request,
+            user=user,
+            username=username,
+            detail=detail,
+        )
+
+
+def audit_export_request(
+    *, export_format: str, audit_filter: AuditFilter, request: HttpRequest
+) -> AuditExport:
+    """Starts a background export for the request's user; records 110101 Audit Log Used.
+
+    The file is written by the `audit_export_run` task (enqueued after
+    commit); fetching it records the 110106 Export (audit_export_fetched).
+    """
+    if export_format not in FORMATS:
+        raise ValueError(f"unknown export format {export_format!r}")
+    if isinstance(request.user, AnonymousUser):
+        raise PermissionDenied("exports are for signed-in users")
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            requested_by=request.user,
+            export_format=export_format,
+            filters=audit_filter.as_params(),
+            up_to_id=audit_event_last_id(),
+        )
+        detail = {
+            "export": export.pk,
+            "format": export_format,
+            "filters": export.filters,
+            "up_to_id": export.up_to_id,
+        }
+        _record_audit_read(request=request, username="", detail=detail, exported=False)
+        from audit.tasks import audit_export_run  # the task module imports this one
+
+        pk = export.pk
+        transaction.on_commit(lambda: audit_export_run.delay(export_pk=pk))
+    return export
+
+
+def audit_export_write(*, export_pk: int, progress_every: int = 10_000) -> None:
+    """Writes a queued background export to storage, counting progress on its row.
+
+    Claims the export (QUEUED -> RUNNING) first and does nothing when another
+    run already has, so a redelivered task is harmless.
+    """
+    claimed = AuditExport.objects.filter(pk=export_pk, status=AuditExport.Status.QUEUED).update(
+        status=AuditExport.Status.RUNNING
+    )
+    if claimed != 1:
+        return
+    export = AuditExport.objects.get(pk=export_pk)
+    try:
+        audit_filter = filter_from_params(export.filters)
+        total = audit_event_count(audit_filter=audit_filter, up_to_id=export.up_to_id)
+        AuditExport.objects.filter(pk=export_pk).update(total=total)
+        export_format = FORMATS[export.export_format]
+        rows = audit_event_rows(audit_filter=audit_filter, up_to_id=export.up_to_id)
+        last_reported = 0
+
+        def progress(done: int) -> None:
+            nonlocal last_reported
+            if done - last_reported >= progress_every or done == total:
+                AuditExport.objects.filter(pk=export_pk).update(written=done)
+                last_reported = done
+
+        with tempfile.TemporaryFile("w+b") as scratch:
+            for chunk in export_chunks(export_format, rows, progress=progress):
+                scratch.write(chunk.encode())
+            scratch.seek(0)
+            name = f"exports/audit-{export_pk}-{secrets.token_hex(8)}.{export_format.extension}"
+            stored = default_storage.save(name, File(scratch, name=name))
+    except Exception as exc:  # any failure is written on the row for the person waiting on it
+        logger.exception("audit export %s failed", export_pk)
+        export.finish(error=f"{type(exc).__name__}: the export could not be written")
+        return
+    export.finish(file_name=stored)
+
+
+def audit_export_fetched(*, export: AuditExport, request: HttpRequest) -> AuditEvent:
+    """Records that a background export's file left the system (110106 Export)."""
+    return audit_record(
+        event=EventID.EXPORT,
+        action="R",
+        request=request,
+        detail={
+            "export": export.pk,
+            "format": export.export_format,
+            "filters": export.filters,
+            "up_to_id": export.up_to_id,
+        },
+    )
+
+
+def audit_export_prune(*, older_than: timedelta = timedelta(hours=24)) -> int:
+    """Deletes background export files (and their rows) older than `older_than`; returns how many."""
+    cutoff = timezone.now() - older_than
+    old = list(AuditExport.objects.filter(created_at__lt=cutoff))
+    for export in old:
+        if export.file_name:
+            default_storage.delete(export.file_name)
+        export.delete()
+    return len(old)
