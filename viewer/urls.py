@@ -1,5 +1,10 @@
 """URLs of the viewer app's pages."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from viewer import views
+
+urlpatterns = [
+    path("upload/", views.upload_page, name="upload"),
+    path("upload/files", views.upload_file, name="upload-file"),
+]

@@ -1,0 +1,86 @@
+"""The four index rows of an instance: computed first, then written in the caller's transaction.
+
+The first instance of a study sets the patient's and the study's attributes;
+later instances must name the same patient (a study belongs to one patient)
+and the same study for their series.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from viewer.ingest import index
+from viewer.ingest.errors import FailureReason, Rejected
+from viewer.ingest.spool import LocalFile
+from viewer.ingest.validate import ValidInstance
+from viewer.models import Instance, Patient, Series, Study
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """Every field of the four rows, computed before anything is written."""
+
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+
+    @classmethod
+    def of(cls, instance: ValidInstance) -> IndexRows:
+        ds = instance.dataset
+        try:
+            return cls(
+                patient=index.patient_fields(ds),
+                study=index.study_fields(ds),
+                series=index.series_fields(ds),
+                instance=index.instance_fields(instance),
+            )
+        except Rejected:
+            raise
+        except Exception as exc:  # an element pydicom cannot convert
+            logger.exception("unexpected error while indexing an offered file")
+            raise Rejected(
+                f"the data set cannot be indexed: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
+
+
+def index_rows_write(rows: IndexRows, *, key: str, local: LocalFile, instance: ValidInstance) -> int:
+    patient_keys = {"patient_id": rows.patient["patient_id"], "issuer": rows.patient["issuer"]}
+    patient, _ = Patient.objects.get_or_create(**patient_keys, defaults=rows.patient)
+    study, _ = Study.objects.get_or_create(
+        study_uid=instance.study_uid, defaults={**rows.study, "patient": patient}
+    )
+    if study.patient_id != patient.pk:
+        raise Rejected(
+            f"study {instance.study_uid} belongs to another patient: it is stored for another "
+            f"Patient ID than {patient.patient_id!r}",
+            FailureReason.PROCESSING_FAILURE,
+        )
+    series, _ = Series.objects.get_or_create(
+        series_uid=instance.series_uid, defaults={**rows.series, "study": study}
+    )
+    if series.study_id != study.pk:
+        raise Rejected(
+            f"series {instance.series_uid} belongs to another study than {instance.study_uid}",
+            FailureReason.PROCESSING_FAILURE,
+        )
+    row = Instance.objects.create(
+        series=series, storage_key=key, size_bytes=local.size, sha256=local.sha256, **rows.instance
+    )
+    _study_changed(study)
+    return row.pk
+
+
+def _study_changed(study: Study) -> None:
+    """Recomputes ModalitiesInStudy from the series, under the study's row lock."""
+    locked = Study.objects.select_for_update().only("pk", "modalities").get(pk=study.pk)
+    modalities = sorted(set(Series.objects.filter(study=locked).values_list("modality", flat=True)) - {""})
+    Study.objects.filter(pk=locked.pk).update(
+        modalities="\\".join(modalities)[:128], updated_at=timezone.now()
+    )
