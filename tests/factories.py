@@ -26,8 +26,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
-        if not extracted:
-            return
-        self.groups.add(Group.objects.get(name=extracted))
-        self.is_staff = extracted == Role.ADMIN
-        self.save()
+        """`UserFactory(role=Role.RADIOLOGIST)` puts the user in that role's group."""
+        if extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+            self.is_staff = extracted == Role.ADMIN
+        if create:
+            self.save()  # keeps the password set above, with or without a role

@@ -85,7 +85,6 @@ def test_every_role_may_read_studies(ct, role_user, request):
 
 def test_a_user_without_the_permission_sees_no_study_and_gets_404_not_403(ct):
     nobody = UserFactory(username="nobody")
-    nobody.save()  # the factory saves the password only when it gives a role
     client = _signed_in(nobody)
     urls = _urls(ct[0])
     assert client.get(urls.pop("search")).json() == []
