@@ -12,3 +12,6 @@ os.environ.setdefault("HTTPS", "false")
 os.environ.setdefault("OVERREAD_VAR_DIR", str(_BASE / "var" / "bench"))
 
 from config.settings import *  # noqa: E402,F403
+from config.settings import STATIC_ROOT  # noqa: E402
+
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
