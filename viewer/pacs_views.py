@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -23,6 +24,8 @@ SEARCH_FORM = [
 @require_GET
 @permission_required("viewer.add_pacspull", raise_exception=True)
 def pacs_search(request: HttpRequest) -> HttpResponse:
+    if not settings.PACS_ENABLED:
+        return render(request, "viewer/pacs.html", {"not_configured": True})
     filters = {key: request.GET[key].strip() for key, _ in SEARCH_FORM if request.GET.get(key, "").strip()}
     context = {
         "fields": [(key, label, request.GET.get(key, "")) for key, label in SEARCH_FORM],

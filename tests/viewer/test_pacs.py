@@ -163,6 +163,16 @@ def test_a_reader_searches_the_pacs_and_a_worker_pulls_the_study(
 
 
 @pytest.mark.django_db
+def test_the_pacs_page_says_when_no_pacs_is_configured(client, rita, settings):
+    settings.PACS_ENABLED = False
+    client.force_login(rita)
+    response = client.get(reverse("pacs-search"), {"PatientID": "x", "search": "1"})
+    assert response.status_code == 200
+    assert b"No PACS is configured" in response.content
+    assert b"<form" not in response.content.split(b"<main>")[1]
+
+
+@pytest.mark.django_db
 def test_annotators_may_not_use_the_pacs_page(client, anna):
     client.force_login(anna)
     assert client.get(reverse("pacs-search")).status_code == 403
