@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+from django.core.cache import cache
+from django.test import Client
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
@@ -165,3 +167,17 @@ def no_upload_temp_files(settings: Any, tmp_path: Path) -> Callable[[], None]:
         assert os.listdir(folder) == [], "ingest left temporary files behind"
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """The DICOMweb audit remembers in the cache which studies a client has read."""
+    cache.clear()
+
+
+@pytest.fixture
+def reader(rita: Any) -> Client:
+    """A test client signed in as Rita, a radiologist."""
+    client = Client()
+    client.force_login(rita)
+    return client

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -17,11 +16,6 @@ from viewer.models import Study
 pytestmark = pytest.mark.django_db
 
 ACCESSED, QUERY = "110103", "110112"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()  # the audit remembers in the cache which studies a client has read
 
 
 @pytest.fixture

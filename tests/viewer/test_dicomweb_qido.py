@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.viewer.dicomweb_helpers import index_file, make_ct_series
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def reader(rita) -> Client:
-    client = Client()
-    client.force_login(rita)
-    return client
 
 
 def _study(**header):

@@ -18,8 +18,6 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
-from django.core.cache import cache
-from django.test import Client
 from pydicom.dataset import Dataset
 
 from tests.factories import PASSWORD
@@ -98,18 +96,6 @@ def _read(path: Path) -> Dataset | None:
 
 
 IMAGE_FILES = [p for p in wheel_test_files() if p.name not in SKIPPED and _read(p) is not None]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def reader(rita) -> Client:
-    client = Client()
-    client.force_login(rita)
-    return client
 
 
 def test_the_skipped_files_really_cannot_be_decoded():

@@ -9,8 +9,6 @@ import json
 import numpy as np
 import pydicom
 import pytest
-from django.core.cache import cache
-from django.test import Client
 from PIL import Image
 
 from tests.viewer.conftest import dicom_file
@@ -23,18 +21,6 @@ CORNERSTONE = 'multipart/related; type="application/octet-stream"; transfer-synt
 UNCOMPRESSED = 'multipart/related; type="application/octet-stream"'
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def reader(rita) -> Client:
-    client = Client()
-    client.force_login(rita)
-    return client
 
 
 @pytest.fixture
