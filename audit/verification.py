@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from django.db import connection
 
-from audit.canonical import EXPORT_FIELDS, GENESIS_HASH, HASH_VERSION, canonical_bytes
+from audit.canonical import CHAINED_FIELDS, EXPORT_FIELDS, GENESIS_HASH, HASH_VERSION, canonical_bytes
 
 
 @dataclass(frozen=True)
@@ -163,20 +163,10 @@ def _json(column: str) -> str:
     return f"to_json({column})::text"
 
 
-_POSTGRESQL_TEXT_COLUMNS: Final = (
-    "username",
-    "role",
-    "source_ip",
-    "user_agent",
-    "session_hash",
-    "request_id",
-    "patient_id",
-    "accession",
-    "study_uid",
-    "series_uid",
-    "sop_uid",
-    "model_version",
-)
+# The run of text fields between user_id and inference_job_id, in chain order.
+_POSTGRESQL_TEXT_COLUMNS: Final = CHAINED_FIELDS[
+    CHAINED_FIELDS.index("username") : CHAINED_FIELDS.index("model_version") + 1
+]
 
 # audit.canonical's format, spelled in SQL: to_json(text) escapes exactly as Python's json module
 # does with ensure_ascii=False (", \, \b \f \n \r \t, other control characters as \u00xx).
