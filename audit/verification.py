@@ -11,25 +11,23 @@ per-row conversions cost more than the hashing, so:
 - on PostgreSQL the database builds each canonical text and hashes it
   (`sha256()`, built in since PostgreSQL 11), and compares each event with
   the one before it (`lag()`), in one scan; only the first bad id comes back;
-- on SQLite, raw rows are hashed in Python: the canonical text is formatted
-  directly when no field needs JSON escaping (almost always), and by
-  audit.canonical otherwise.
+- on SQLite the database spells each canonical text (`json_array()`) and
+  Python hashes it, split over processes for large chains
+  (audit.verification_sqlite).
 Both must produce audit.canonical's bytes exactly; the tests run the same
 chains, odd characters included, through both.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from django.db import connection
 
-from audit.canonical import CHAINED_FIELDS, EXPORT_FIELDS, GENESIS_HASH, HASH_VERSION, canonical_bytes
+from audit import verification_sqlite
+from audit.canonical import CHAINED_FIELDS, GENESIS_HASH, HASH_VERSION
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,18 @@ def _gap_problem(last_id: int | None) -> str:
     )
 
 
-def audit_chain_verify(*, chunk_size: int = 20_000) -> ChainReport:
-    """Checks every event in id order; stops at the first that breaks the chain."""
+def audit_chain_verify(*, chunk_size: int = 20_000, workers: int = 1) -> ChainReport:
+    """Checks every event in id order; stops at the first that breaks the chain.
+
+    On SQLite a large chain is split over `workers` processes (give it the
+    number of cores from a command; leave 1 inside a Celery worker, whose
+    processes may not start others).
+    """
     started = time.perf_counter()
-    in_database = connection.vendor == "postgresql"
-    outcome = _verify_in_postgresql() if in_database else _verify_in_python(chunk_size)
+    if connection.vendor == "postgresql":
+        outcome = _verify_in_postgresql()
+    else:
+        outcome = _verify_in_sqlite(chunk_size, workers)
     count, first_bad_id, problem, head_id, head_hash = outcome
     return ChainReport(
         count=count,
@@ -79,83 +84,14 @@ def audit_chain_verify(*, chunk_size: int = 20_000) -> ChainReport:
 
 _Outcome = tuple[int, int | None, str, int | None, str]
 
-# --- SQLite (and any other database): hashed in Python ---------------------------------------
-_NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f]')
-# The time as stored text: the declared type would make the driver parse it, slowly.
-_COLUMNS = ", ".join("CAST(occurred_at AS TEXT)" if name == "occurred_at" else name for name in EXPORT_FIELDS)
 
-
-def _verify_in_python(chunk_size: int) -> _Outcome:
-    sha256 = hashlib.sha256
-    needs_escaping = _NEEDS_ESCAPING.search
-    expected_prev = GENESIS_HASH
-    count = 0
-    last_id: int | None = None
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_COLUMNS} FROM audit_auditevent ORDER BY id")  # noqa: S608 (constant)
-        while rows := cursor.fetchmany(chunk_size):
-            for row in rows:
-                (id_, at, e_id, e_type, act, outc, reason, uid, user, role, ip, agent, sess, req, pat, acc,
-                 study, series, sop, model, job, detail, prev, stored, version) = row  # fmt: skip
-                count += 1
-                if prev != expected_prev:
-                    return count, id_, _gap_problem(last_id), None, ""
-                joined = "".join(  # every text field, checked at once for characters JSON escapes
-                    (
-                        e_id,
-                        e_type,
-                        act,
-                        reason,
-                        user,
-                        role,
-                        ip,
-                        agent,
-                        sess,
-                        req,
-                        pat,
-                        acc,
-                        study,
-                        series,
-                        sop,
-                        model,
-                    )
-                )
-                try:
-                    plain = not needs_escaping(joined) and _plain_numbers(id_, outc, uid, job)
-                except TypeError:  # a value that is not text where text belongs
-                    plain = False
-                if plain and len(at) in (19, 26):
-                    # SQLite holds "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC: the canonical form is a respelling.
-                    stamp = f"{at[:10]}T{at[11:19]}.{at[20:26] or '000000'}Z"
-                    text = (
-                        f'[1,{id_},"{stamp}","{e_id}","{e_type}","{act}",{outc},"{reason}",'
-                        f'{"null" if uid is None else uid},"{user}","{role}","{ip}","{agent}","{sess}",'
-                        f'"{req}",'
-                        f'"{pat}","{acc}","{study}","{series}","{sop}","{model}",'
-                        f'{"null" if job is None else job},{detail},"{prev}"]'
-                    ).encode()
-                else:
-                    text = _canonical_of_raw_row(row)
-                if sha256(text).hexdigest() != stored or version != HASH_VERSION:
-                    return count, id_, EDITED, None, ""
-                expected_prev = stored
-                last_id = id_
-    return count, None, "", last_id, expected_prev
-
-
-def _plain_numbers(*numbers: Any) -> bool:
-    return all(number is None or number.__class__ is int for number in numbers)
-
-
-def _canonical_of_raw_row(row: tuple[Any, ...]) -> bytes:
-    """The slow, general path: audit.canonical's own encoder on the stored values."""
-    values = list(row[: len(EXPORT_FIELDS) - 2])
-    try:
-        moment = datetime.fromisoformat(values[1])
-        values[1] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite keeps naive UTC
-        return canonical_bytes(values)
-    except (TypeError, ValueError):
-        return b""  # unencodable: cannot match any hash, so the event is reported
+# --- SQLite: spelled by the database, hashed in Python (audit.verification_sqlite) ------------
+def _verify_in_sqlite(chunk_size: int, workers: int) -> _Outcome:
+    parts = verification_sqlite.verify_ranges(chunk_size=chunk_size, workers=workers)
+    count, bad_id, kind, last_id, last_hash = verification_sqlite.stitch(parts)
+    if bad_id is None:
+        return count, None, "", last_id, last_hash
+    return count, bad_id, _gap_problem(last_id) if kind == verification_sqlite.GAP else EDITED, None, ""
 
 
 # --- PostgreSQL: hashed by the database ----------------------------------------------------------

@@ -157,7 +157,7 @@ def verify_once() -> None:
     _setup()
     from audit.verification import audit_chain_verify
 
-    report = audit_chain_verify()
+    report = audit_chain_verify(workers=os.cpu_count() or 1)  # as `manage.py verify_audit` runs it
     print(
         json.dumps(
             {

@@ -9,6 +9,7 @@ from audit import tasks
 from audit.canonical import event_hash
 from audit.codes import EventID, EventType, Outcome
 from audit.models import AuditEvent
+from audit.services import audit_record
 from audit.verification import audit_chain_verify
 from tests.audit.helpers import swap_rows, tamper
 
@@ -209,3 +210,29 @@ def test_postgresql_builds_the_same_canonical_bytes_as_python(make_events):
         from_sql = dict(cursor.fetchall())
     for event in AuditEvent.objects.values_list(*CHAINED_FIELDS):
         assert from_sql[event[0]].encode() == canonical_bytes(event)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broken", ["intact", "edited", "deleted"])
+def test_processes_sharing_a_long_chain_agree_with_one_process(broken, monkeypatch):
+    """Splitting the check over processes (SQLite's path) finds what a single pass finds."""
+    from audit import verification_sqlite
+
+    for number in range(40):
+        audit_record(event=EventID.QUERY, action="E", username=f"user{number}", detail={"n": number})
+    victim = AuditEvent.objects.order_by("id")[29]
+    if broken == "edited":
+        tamper("UPDATE audit_auditevent SET username = 'mallory' WHERE id = %s", [victim.id])
+    elif broken == "deleted":
+        tamper("DELETE FROM audit_auditevent WHERE id = %s", [victim.id])
+    single = audit_chain_verify(workers=1)
+    monkeypatch.setattr(verification_sqlite, "PARALLEL_MIN_EVENTS", 1)
+    for workers in (2, 3):
+        split = audit_chain_verify(workers=workers)
+        assert (split.count, split.first_bad_id, split.problem, split.head_id) == (
+            single.count,
+            single.first_bad_id,
+            single.problem,
+            single.head_id,
+        )
+    assert single.intact == (broken == "intact")

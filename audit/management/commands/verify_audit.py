@@ -6,6 +6,7 @@ the first event that breaks it (edited, deleted, inserted or re-ordered).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,9 +21,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--chunk-size", type=int, default=20_000, help="rows fetched per database round trip"
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="processes that share a large chain on SQLite (default: one per core)",
+        )
 
-    def handle(self, *args: Any, chunk_size: int, **options: Any) -> None:
-        report = audit_chain_verify(chunk_size=chunk_size)
+    def handle(self, *args: Any, chunk_size: int, workers: int, **options: Any) -> None:
+        report = audit_chain_verify(chunk_size=chunk_size, workers=max(1, workers))
         if not report.intact:
             raise CommandError(
                 f"audit trail broken at event {report.first_bad_id}: {report.problem} "
