@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-from django.db.models import TextField
-from django.db.models.functions import Cast
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Func, TextField
+from django.db.models.sql.compiler import SQLCompiler
 
-from audit.canonical import EXPORT_FIELDS, timestamp_text
+from audit.canonical import EXPORT_FIELDS
 from audit.filters import AuditFilter
 from audit.models import AuditEvent, AuditExport
 
@@ -62,19 +62,31 @@ def audit_event_rows(
     """Matching events up to `up_to_id` as EXPORT_FIELDS tuples, oldest first, in constant memory.
 
     `occurred_at` comes as its canonical text (audit.canonical.timestamp_text),
-    ready to be written.
+    spelt by the database: parsing a million timestamps in Python costs more
+    than the rest of an export.
     """
     matching = audit_filter.apply(AuditEvent.objects.filter(id__lte=up_to_id)).order_by("id")
-    if connection.vendor != "sqlite":
-        for row in matching.values_list(*EXPORT_FIELDS).iterator(chunk_size=chunk_size):
-            yield (row[0], timestamp_text(row[1]), *row[2:])
-        return
-    # SQLite keeps "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC): respelt, not parsed, it costs far less.
     fields = ("id", "at_text", *EXPORT_FIELDS[2:])
-    rows = matching.annotate(at_text=Cast("occurred_at", TextField())).values_list(*fields)
-    for row in rows.iterator(chunk_size=chunk_size):
-        at = row[1]
-        yield (row[0], f"{at[:10]}T{at[11:19]}.{at[20:26] or '000000'}Z", *row[2:])
+    rows = matching.annotate(at_text=CanonicalTimestamp("occurred_at")).values_list(*fields)
+    yield from rows.iterator(chunk_size=chunk_size)
+
+
+class CanonicalTimestamp(Func):
+    """An event time as audit.canonical.timestamp_text spells it: UTC, microseconds, "Z"."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Any:
+        template = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Any:
+        # SQLite keeps "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC (no fraction when it is zero).
+        template = (
+            "CASE WHEN length(%(expressions)s) = 26 THEN replace(%(expressions)s, ' ', 'T') || 'Z' "
+            "ELSE replace(%(expressions)s, ' ', 'T') || '.000000Z' END"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def audit_event_count(*, audit_filter: AuditFilter, up_to_id: int) -> int:
