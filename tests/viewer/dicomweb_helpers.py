@@ -20,6 +20,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
+from tests.viewer.conftest import part10
 from viewer.ingest.service import ingest_file
 from viewer.models import Instance
 from viewer.store import is_valid_uid
@@ -88,19 +89,8 @@ def make_ct_series(
             setattr(ds, keyword, value)
         pixels = ((np.arange(size * size, dtype="<i2") * (index + 1)) % 2000).reshape(size, size)
         ds.PixelData = pixels.tobytes()
-        files.append(to_part10(ds))
+        files.append(part10(ds))
     return files
-
-
-def to_part10(ds: Dataset, transfer_syntax_uid: str = pydicom.uid.ExplicitVRLittleEndian) -> bytes:
-    """A data set written as a Part 10 file (preamble, DICM, meta group)."""
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax_uid)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def wheel_test_files() -> list[Path]:
