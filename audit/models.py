@@ -100,6 +100,7 @@ class AuditExport(models.Model):
     written = models.BigIntegerField(default=0)
     file_name = models.CharField(max_length=255, blank=True, default="")  # key in default storage
     error = models.TextField(blank=True, default="")
+    claimed_by = models.CharField(max_length=64, blank=True, default="")  # the Celery task id running it
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

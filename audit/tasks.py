@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from audit import services
 
 
-@shared_task(acks_late=True)
-def audit_export_run(*, export_pk: int) -> None:
-    """Writes one background export (idempotent: a second delivery finds it claimed)."""
-    services.audit_export_write(export_pk=export_pk)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def audit_export_run(self: Task, *, export_pk: int) -> None:
+    """Writes one background export (a second delivery finds it claimed; config.jobs)."""
+    services.audit_export_write(export_pk=export_pk, task_id=self.request.id or "")
 
 
 @shared_task

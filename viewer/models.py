@@ -114,6 +114,7 @@ class PacsPull(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    claimed_by = models.CharField(max_length=64, blank=True, default="")  # the Celery task id running it
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

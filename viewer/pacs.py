@@ -22,6 +22,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from audit.codes import Action, EventID, Outcome
 from audit.services import audit_record
+from config.jobs import job_claim
 from viewer.ingest.service import IngestOutcome, ingest_file
 from viewer.models import Instance, PacsPull
 from viewer.store import is_valid_uid, store_open
@@ -212,13 +213,17 @@ def pacs_pull_request(*, study_uid: str, user: Any) -> PacsPull:
     return pull
 
 
-def pacs_pull_execute(*, pull_pk: int) -> None:
-    """Runs a queued pull once: claims it, pulls, and writes the outcome on the row."""
-    claimed = PacsPull.objects.filter(pk=pull_pk, status=PacsPull.Status.QUEUED).update(
-        status=PacsPull.Status.RUNNING
+def pacs_pull_execute(*, pull_pk: int, task_id: str = "") -> None:
+    """Runs a queued pull once: claims it, pulls, and writes the outcome on the row.
+
+    A second delivery does nothing; the redelivery of a run whose worker died
+    pulls again (config.jobs), and what the first run stored counts as already here.
+    """
+    claimed = job_claim(
+        PacsPull, pk=pull_pk, task_id=task_id, queued=PacsPull.Status.QUEUED, running=PacsPull.Status.RUNNING
     )
-    if claimed != 1:
-        return  # already run, running or gone: a redelivered message does nothing
+    if not claimed:
+        return
     pull = PacsPull.objects.select_related("requested_by").get(pk=pull_pk)
 
     def progress(summary: PullSummary) -> None:

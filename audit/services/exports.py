@@ -27,6 +27,7 @@ from audit.filters import AuditFilter, filter_from_params
 from audit.models import AuditEvent, AuditExport
 from audit.selectors import audit_event_count, audit_event_last_id, audit_event_rows
 from audit.services.recording import audit_record
+from config.jobs import job_claim
 
 logger = logging.getLogger(__name__)
 
@@ -98,16 +99,20 @@ def audit_export_request(
     return export
 
 
-def audit_export_write(*, export_pk: int, progress_every: int = 10_000) -> None:
+def audit_export_write(*, export_pk: int, task_id: str = "", progress_every: int = 10_000) -> None:
     """Writes a queued background export to storage, counting progress on its row.
 
-    Claims the export (QUEUED -> RUNNING) first and does nothing when another
-    run already has, so a redelivered task is harmless.
+    Claims the export first (config.jobs): a second delivery does nothing,
+    and the redelivery of a run whose worker died writes it again.
     """
-    claimed = AuditExport.objects.filter(pk=export_pk, status=AuditExport.Status.QUEUED).update(
-        status=AuditExport.Status.RUNNING
+    claimed = job_claim(
+        AuditExport,
+        pk=export_pk,
+        task_id=task_id,
+        queued=AuditExport.Status.QUEUED,
+        running=AuditExport.Status.RUNNING,
     )
-    if claimed != 1:
+    if not claimed:
         return
     export = AuditExport.objects.get(pk=export_pk)
     try:

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.core.files.storage import default_storage
 
-from audit import tasks
+from audit import services, tasks
 from audit.codes import EventID, EventType, Outcome
 from audit.models import AuditEvent, AuditExport
 from audit.services import audit_record
@@ -231,3 +231,21 @@ def test_a_security_alert_is_shown_as_a_failure(admin_client):
     content = admin_client.get("/audit/", {"username": "eve"}).content.decode()
     assert '<tr class="failed">' in content
     assert "Use of Restricted Function" in content
+
+
+def test_an_export_whose_worker_died_is_finished_by_the_redelivered_task(admin_client, make_events):
+    make_events(5)
+    admin_client.post("/audit/exports/", {"export_format": "jsonl"}, HTTP_HX_REQUEST="true")
+    export = AuditExport.objects.get()
+    # The first run claimed it, then its worker died: the row says "running" and nothing is written.
+    AuditExport.objects.filter(pk=export.pk).update(status="running", claimed_by="task-1")
+
+    services.audit_export_write(export_pk=export.pk, task_id="task-2")  # another delivery: no
+    export.refresh_from_db()
+    assert export.status == "running"
+
+    services.audit_export_write(export_pk=export.pk, task_id="task-1")  # the redelivery: yes
+    export.refresh_from_db()
+    assert export.status == "done"
+    assert export.written == export.total == AuditEvent.objects.filter(id__lte=export.up_to_id).count()
+    default_storage.delete(export.file_name)

@@ -178,3 +178,21 @@ def test_annotators_may_not_use_the_pacs_page(client, anna):
     assert client.get(reverse("pacs-search")).status_code == 403
     assert client.post(reverse("pacs-pull-start"), {"study_uid": "1.2.3"}).status_code == 403
     assert PacsPull.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_pull_whose_worker_died_is_finished_by_the_redelivered_task(rita, settings):
+    from viewer.pacs import pacs_pull_execute
+
+    settings.PACS_DICOMWEB_URL = "http://127.0.0.1:9/dicom-web"  # nothing listens: the pull fails fast
+    pull = PacsPull.objects.create(study_uid="1.2.3.4", requested_by=rita)
+    PacsPull.objects.filter(pk=pull.pk).update(status=PacsPull.Status.RUNNING, claimed_by="task-1")
+
+    pacs_pull_execute(pull_pk=pull.pk, task_id="task-2")  # another delivery leaves it alone
+    pull.refresh_from_db()
+    assert pull.status == PacsPull.Status.RUNNING
+
+    pacs_pull_execute(pull_pk=pull.pk, task_id="task-1")  # the redelivery runs it to an end
+    pull.refresh_from_db()
+    assert pull.status == PacsPull.Status.FAILED
+    assert pull.error == "cannot reach the PACS at http://127.0.0.1:9/dicom-web"
