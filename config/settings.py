@@ -287,6 +287,22 @@ DICOM_ZIP_MAX_RATIO = env_int("DICOM_ZIP_MAX_RATIO", 200, minimum=1)  # uncompre
 # Large request bodies are streamed to files here (default: the system's temporary folder).
 FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR", "") or None
 
+# --- Inference (inference/) -----------------------------------------------------
+# A series counts as complete when no instance has arrived for this long (DICOM has
+# no "series complete" message); then each matching active or shadow model runs on it.
+INFERENCE_SERIES_STABLE_SECONDS = env_int("INFERENCE_SERIES_STABLE_SECONDS", 10, minimum=0)
+# A job past the soft limit fails with a message; the hard limit kills its process.
+INFERENCE_SOFT_TIME_LIMIT = env_int("INFERENCE_SOFT_TIME_LIMIT", 1800, minimum=1)
+INFERENCE_TIME_LIMIT = env_int("INFERENCE_TIME_LIMIT", 1860, minimum=2)
+INFERENCE_MAX_RETRIES = env_int("INFERENCE_MAX_RETRIES", 3, minimum=0)  # of named transient errors
+INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "")
+# torch threads per worker process (0: torch's default, all cores); CPU workers side by side
+# should share the cores between them.
+INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", 0, minimum=0)  # "cpu", "cuda", "cuda:1"; empty: CUDA when present
+if INFERENCE_TIME_LIMIT <= INFERENCE_SOFT_TIME_LIMIT:
+    raise ConfigError("INFERENCE_TIME_LIMIT", "must be greater than INFERENCE_SOFT_TIME_LIMIT")
+CELERY_TASK_ROUTES = {"inference.job_run": {"queue": "inference"}}
+
 # --- Locale and logging ---------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("pacs/", include("viewer.pacs_urls")),
     path("dicomweb/", include("viewer.dicomweb.urls")),
     path("audit/", include("audit.urls")),
+    path("inference/", include("inference.urls")),
     path("", include("viewer.urls")),
     path("", include("reviews.urls")),
 ]

@@ -1,1 +1,55 @@
-"""Reads of the inference app (keyword-only, typed, named <entity>_<action>)."""
+"""Reads of the inference app (keyword-only, typed, named <entity>_<action>).
+
+Who sees which job: a job is visible with its series (viewer.selectors decides that), and a
+shadow model's jobs only to those who monitor models (inference.view_shadow_output). That
+rule lives here, once; every page and API that shows AI output starts from `jobs_for_user`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from inference.models import InferenceJob, ModelVersion
+from viewer.models import Study
+from viewer.selectors import series_queryset_for_user
+
+VIEW_SHADOW = "inference.view_shadow_output"
+
+
+def jobs_for_user(*, user: Any) -> QuerySet[InferenceJob]:
+    visible = series_queryset_for_user(user=user).filter(pk=OuterRef("series_id"))
+    jobs = InferenceJob.objects.filter(Exists(visible)).select_related("model_version", "series__study")
+    if not user.has_perm(VIEW_SHADOW):
+        jobs = jobs.exclude(model_version__status=ModelVersion.Status.SHADOW)
+    return jobs
+
+
+def job_for_study(*, user: Any, study: Study) -> InferenceJob | None:
+    """The job whose outputs a reader sees on a study: the newest of an active model, preferring
+    one that succeeded (a re-run in progress does not hide the last good result)."""
+    jobs = jobs_for_user(user=user).filter(
+        series__study=study, model_version__status=ModelVersion.Status.ACTIVE
+    )
+    newest = jobs.order_by("-created_at", "-pk").first()
+    if newest is None or newest.status == InferenceJob.Status.SUCCEEDED:
+        return newest
+    if newest.status in (InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING):
+        return newest  # its progress is what the reader wants to see
+    succeeded = jobs.filter(status=InferenceJob.Status.SUCCEEDED).order_by("-created_at", "-pk").first()
+    return succeeded or newest
+
+
+def model_by_name(*, name: str, version: str | None = None) -> ModelVersion:
+    """The named model version, or the newest active (else shadow) version of that name.
+    LookupError names what is missing."""
+    models = ModelVersion.objects.filter(name=name)
+    if version:
+        models = models.filter(version=version)
+    else:
+        models = models.exclude(status=ModelVersion.Status.RETIRED).order_by("status", "-created_at")
+    model = models.first()  # "active" sorts before "shadow"
+    if model is None:
+        raise LookupError(f"no model {name!r}{' ' + version if version else ''} is registered")
+    return model

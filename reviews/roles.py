@@ -29,9 +29,19 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # is narrowed in one place, viewer.selectors.study_queryset_for_user.
     # viewer.add_pacspull: may search the PACS and pull studies from it.
     # viewer.add_instance: may bring DICOM in (the upload page, STOW-RS).
-    Role.RADIOLOGIST: ["viewer.view_study", "viewer.add_pacspull", "viewer.add_instance"],
-    Role.ANNOTATOR: ["viewer.view_study"],
-    Role.ADJUDICATOR: ["viewer.view_study"],
+    # inference.view_inferencejob: sees AI jobs and outputs of the studies they can read;
+    # add_/change_inferencejob: may ask for, re-run and cancel jobs; view_shadow_output:
+    # sees shadow models' outputs too (monitoring; never readers).
+    Role.RADIOLOGIST: [
+        "viewer.view_study",
+        "viewer.add_pacspull",
+        "viewer.add_instance",
+        "inference.view_inferencejob",
+        "inference.add_inferencejob",
+        "inference.change_inferencejob",
+    ],
+    Role.ANNOTATOR: ["viewer.view_study", "inference.view_inferencejob"],
+    Role.ADJUDICATOR: ["viewer.view_study", "inference.view_inferencejob"],
     Role.ADMIN: [
         "viewer.view_study",
         "viewer.add_pacspull",
@@ -44,6 +54,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "authtoken.view_tokenproxy",
         "authtoken.add_tokenproxy",
         "authtoken.delete_tokenproxy",
+        "inference.view_inferencejob",
+        "inference.add_inferencejob",
+        "inference.change_inferencejob",
+        "inference.view_shadow_output",
+        "inference.view_modelversion",
+        "inference.add_modelversion",
+        "inference.change_modelversion",
         "audit.view_auditevent",
         "audit.export_auditevent",
     ],

@@ -40,3 +40,7 @@ else:
     _test_db_name = f"test_{_db['NAME']}"
 if os.environ.get("OVERREAD_TEST_WORKER"):
     _db["NAME"] = _test_db_name
+
+# A series settles one second after its last instance (production waits longer): the
+# end-to-end tests exercise the real settle path without waiting for it.
+INFERENCE_SERIES_STABLE_SECONDS = 1

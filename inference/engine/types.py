@@ -34,7 +34,9 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputSpec:
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in _INPUT_FIELDS}
+        known: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in _INPUT_FIELDS
+        }
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +58,7 @@ class ModelSpec:
     input: InputSpec = field(default_factory=InputSpec)
     batch_size: int = 8  # slices per forward pass
     saliency_layer: str = ""  # module path for Grad-CAM in eager networks; "" uses input gradients
+    hu_window: tuple[float, float] = (-1000.0, 1000.0)  # HU clipped to this and scaled to -1..1
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,11 @@ def index_rows_write(rows: IndexRows, *, key: str, local: LocalFile, instance: V
     row = Instance.objects.create(
         series=series, storage_key=key, size_bytes=local.size, sha256=local.sha256, **rows.instance
     )
-    _study_changed(study)
+    study_modalities_refresh(study)
     return row.pk
 
 
-def _study_changed(study: Study) -> None:
+def study_modalities_refresh(study: Study) -> None:
     """Recomputes ModalitiesInStudy from the series, under the study's row lock."""
     locked = Study.objects.select_for_update().only("pk", "modalities").get(pk=study.pk)
     modalities = sorted(set(Series.objects.filter(study=locked).values_list("modality", flat=True)) - {""})

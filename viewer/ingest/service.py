@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -34,12 +35,14 @@ from viewer.ingest.rows import IndexRows, index_rows_write
 from viewer.ingest.spool import LocalFile, local_file, too_large
 from viewer.ingest.validate import ValidInstance, identify, validate_instance
 from viewer.models import Instance
+from viewer.signals import instance_stored
 from viewer.store import StoreError, instance_key, sha256_of, store_delete, store_open, store_put
 
 logger = logging.getLogger(__name__)
 
-Origin = Literal["upload", "stow", "import", "pacs"]
-ORIGINS = ("upload", "stow", "import", "pacs")
+# "derived": objects Overread made itself (AI results, reader SEG/SR), stored like any other.
+Origin = Literal["upload", "stow", "import", "pacs", "derived"]
+ORIGINS = ("upload", "stow", "import", "pacs", "derived")
 Status = Literal["stored", "duplicate", "rejected"]
 _NEITHER = "neither a DICOM Part 10 file (no 'DICM' prefix after the 128-byte preamble) nor a ZIP archive"
 
@@ -211,6 +214,7 @@ def _store(instance: ValidInstance, rows: IndexRows, local: LocalFile, attempt: 
         with transaction.atomic():
             instance_pk = index_rows_write(rows, key=key, local=local, instance=instance)
             audit_instance_stored(facts=attempt.facts, user=attempt.user, request=attempt.request)
+            transaction.on_commit(partial(_announce, instance, attempt.origin))
     except IntegrityError:
         _discard(key, wrote=wrote)
         held = _already_held(instance, local.sha256, attempt)  # a concurrent ingest won the race
@@ -230,6 +234,16 @@ def _store(instance: ValidInstance, rows: IndexRows, local: LocalFile, attempt: 
         _discard(key, wrote=wrote)
         raise
     return _outcome("stored", "stored", attempt, instance_pk=instance_pk)
+
+
+def _announce(instance: ValidInstance, origin: str) -> None:
+    instance_stored.send(
+        sender=Instance,
+        study_uid=instance.study_uid,
+        series_uid=instance.series_uid,
+        sop_instance_uid=instance.sop_instance_uid,
+        origin=origin,
+    )
 
 
 def _already_held(instance: ValidInstance, sha256: str, attempt: _Attempt) -> IngestOutcome | None:

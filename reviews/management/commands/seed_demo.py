@@ -21,6 +21,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from fixtures.synthetic import make_ct_study, write_study
+from inference.models import ModelVersion
+from inference.registry import DEMO_MANIFEST, ModelDescription, RegistryError, model_register
 from reviews.roles import Role
 from viewer.ingest.service import ingest_file
 from viewer.models import Study
@@ -64,6 +66,9 @@ class Command(BaseCommand):
                 if created is not None:
                     credentials[username] = created
         _write_credentials(credentials_file, credentials)
+        model = _ensure_demo_model()
+        if model:
+            self.stdout.write(f"Registered the demonstration model {model} (active).")
         loaded = 0 if no_studies else _load_demo_studies(slices)
         if loaded:
             self.stdout.write(f"Loaded {loaded} synthetic demo studies.")
@@ -87,6 +92,17 @@ def _ensure_user(username: str, role: str, first: str, last: str, password: str 
     user.save()
     user.groups.add(Group.objects.get(name=role))
     return new_password
+
+
+def _ensure_demo_model() -> str | None:
+    """Registers the demonstration model shipped in fixtures/ (active), once."""
+    description = ModelDescription.from_manifest(DEMO_MANIFEST)
+    if ModelVersion.objects.filter(name=description.name, version=description.version).exists():
+        return None
+    try:
+        return str(model_register(description=description, status=ModelVersion.Status.ACTIVE))
+    except RegistryError as exc:
+        raise CommandError(f"the demonstration model cannot be registered: {exc}") from exc
 
 
 def _load_demo_studies(slices: int) -> int:

@@ -1,0 +1,189 @@
+"""Inference: the demo model on a synthetic 300-slice 512x512 chest CT series.
+
+Prints, every figure measured in this run on this machine:
+(a) the convolution GFLOP/s the model's forward passes achieve, as a fraction of this
+    machine's fp32 matmul peak (goal >= 0.85);
+(b) whole-job time (claim to finished: read and decode the series, forward, findings,
+    saliency, SEG / Parametric Map / SR written and stored, bookkeeping) divided by the pure
+    forward time within that job (goal <= 1.5);
+(c) studies per hour with one and with two Celery workers consuming the inference queue
+    (each worker gets cores / workers torch threads).
+BENCH_INFERENCE_SLICES and BENCH_INFERENCE_SIZE shrink the series for a quick look.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import django
+
+ROOT = Path(__file__).resolve().parent.parent
+SLICES = int(os.environ.get("BENCH_INFERENCE_SLICES", "300"))
+SIZE = int(os.environ.get("BENCH_INFERENCE_SIZE", "512"))
+STUDIES_PER_RUN = 2  # jobs queued for each worker count in (c)
+
+
+def matmul_peak_gflops(device: str) -> float:
+    """Best fp32 matmul rate of this device (the anchor for (a)), in GFLOP/s."""
+    import torch
+
+    n = 8192 if device.startswith("cuda") else 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = 0.0
+    for _ in range(8):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = max(best, 2 * n**3 / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def _series():
+    from fixtures.synthetic import make_ct_study
+    from viewer.ingest.service import ingest_file
+    from viewer.models import Series
+
+    started = time.perf_counter()
+    study = make_ct_study(
+        seed=4242, slices=SLICES, rows=SIZE, columns=SIZE, lesions=3, spacing=(1.25, 0.7, 0.7)
+    )
+    print(f"generated {SLICES} slices of {SIZE}x{SIZE} in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    import io
+
+    from pydicom.filewriter import dcmwrite
+
+    for k, ds in enumerate(study.datasets):
+        buffer = io.BytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
+        # As "derived", so the series is not queued for the models on its own: the benchmark
+        # queues exactly the jobs it times.
+        outcome = ingest_file(source=io.BytesIO(buffer.getvalue()), name=f"{k}.dcm", origin="derived")
+        if outcome.status == "rejected":
+            raise RuntimeError(outcome.reason)
+    print(f"ingested in {time.perf_counter() - started:.1f} s")
+    return Series.objects.get(series_uid=study.series_uid)
+
+
+def _model():
+    from inference.models import ModelVersion
+    from inference.registry import DEMO_MANIFEST, ModelDescription, model_register
+
+    description = ModelDescription.from_manifest(DEMO_MANIFEST)
+    existing = ModelVersion.objects.filter(name=description.name, version=description.version).first()
+    return existing or model_register(description=description, status="active")
+
+
+def _one_job(series, model) -> None:
+    """(a) and (b) from one job run in this process."""
+    import torch
+
+    from inference.engine.flops import conv_flops
+    from inference.engine.loading import load_network
+    from inference.execution import job_execute
+    from inference.models import InferenceJob
+    from inference.registry import model_network_source
+    from inference.services import job_request
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak = matmul_peak_gflops(device)
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads)")
+
+    network = load_network(model_network_source(model), device)
+    multiple = int(getattr(network, "size_multiple", 16))
+    padded = -(-SIZE // multiple) * multiple
+    flops = conv_flops(network, (SLICES, 1, padded, padded), device)
+
+    # The network is loaded and has run once (conv_flops): the job below finds it cached, as
+    # every job after a worker's first does.
+    job = job_request(series=series, model=model)
+    started = time.perf_counter()
+    job_execute(job_pk=job.pk, task_id=f"bench-{job.pk}")
+    whole = time.perf_counter() - started
+    job = InferenceJob.objects.get(pk=job.pk)
+    if job.status != "succeeded":
+        raise RuntimeError(f"the job failed: {job.error}")
+    forward = job.timings["forward"]
+    achieved = flops / forward / 1e9
+    stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in job.timings.items())
+    print(f"job {job.pk}: {job.findings.count()} findings, score {job.study_score:.3f}; stages (s): {stages}")
+    print(
+        f"(a) convolutions: {flops / 1e12:.2f} TFLOP in {forward:.2f} s forward = {achieved:.1f} GFLOP/s "
+        f"= {achieved / peak:.2f} of the matmul peak (goal >= 0.85)"
+    )
+    print(f"(b) whole job {whole:.2f} s / forward {forward:.2f} s = {whole / forward:.2f} (goal <= 1.5)")
+
+
+def _throughput(series, model, workers: int) -> float:
+    """(c): studies per hour with `workers` worker processes sharing this machine's cores."""
+    from inference.models import InferenceJob
+    from inference.services import job_request
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "INFERENCE_TORCH_THREADS": str(threads)}
+    log = Path(os.environ.get("OVERREAD_VAR_DIR", ROOT / "var" / "bench")) / "bench-workers.log"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "--app", "config", "worker", "--queues", "inference",
+                "--concurrency", "1", "--prefetch-multiplier", "1", "--hostname", f"bench{i}@%h",
+                "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(workers)
+    ]  # fmt: skip
+    try:
+        time.sleep(3)  # the workers start and load torch before the clock starts
+        started = time.perf_counter()
+        from django.db import transaction
+
+        with transaction.atomic():
+            jobs = [job_request(series=series, model=model).pk for _ in range(STUDIES_PER_RUN)]
+        while InferenceJob.objects.filter(pk__in=jobs, finished_at__isnull=True).exists():
+            time.sleep(0.2)
+        wall = time.perf_counter() - started
+        failed = InferenceJob.objects.filter(pk__in=jobs).exclude(status="succeeded").count()
+        if failed:
+            raise RuntimeError(f"{failed} jobs failed; see {log}")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+    rate = STUDIES_PER_RUN / wall * 3600
+    print(
+        f"(c) {workers} worker(s) x {threads} thread(s): {STUDIES_PER_RUN} studies in {wall:.1f} s "
+        f"= {rate:.0f} studies/hour"
+    )
+    return rate
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    model = _model()
+    series = _series()
+    _one_job(series, model)
+    one = _throughput(series, model, 1)
+    two = _throughput(series, model, 2)
+    print(f"(c) two workers / one worker: {two / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""What the three writers share: ordering the source slices, and pinning the values
+highdicom would otherwise take from the clock or a random number."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
+from . import codes
+
+# Changing this changes every UID derived here (dimension organisations, tracking UIDs).
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://overread.invalid/derived/1")
+
+
+def derived_uid(*parts: object) -> str:
+    """A deterministic 2.25 UID named by `parts` (PS3.5 B.2), e.g. ("job", pk, "seg") for
+    the objects of one inference job, so a redelivered job writes the same UIDs."""
+    return f"2.25.{uuid.uuid5(_NAMESPACE, '/'.join(map(str, parts))).int}"
+
+
+def ordered_source(
+    source: Sequence[Dataset], slice_uids: Sequence[str] | None, depth: int, shape: tuple[int, int]
+) -> list[Dataset]:
+    """The source slices in array order: array[k] belongs to slice_uids[k] (the engine's
+    Geometry.sop_instance_uids), or to source[k] when slice_uids is None."""
+    if not source:
+        raise ValueError("at least one source image is required")
+    if slice_uids is None:
+        ordered = list(source)
+    else:
+        by_uid = {str(ds.SOPInstanceUID): ds for ds in source}
+        missing = [uid for uid in slice_uids if uid not in by_uid]
+        if missing or len(set(slice_uids)) != len(slice_uids):
+            raise ValueError(f"slice_uids must name each source instance once; not in source: {missing[:3]}")
+        ordered = [by_uid[uid] for uid in slice_uids]
+    if len(ordered) != depth:
+        raise ValueError(f"the array has {depth} slices but {len(ordered)} source images were given")
+    if len({str(ds.SeriesInstanceUID) for ds in ordered}) != 1:
+        raise ValueError("the source images must all belong to one series")
+    for ds in ordered:
+        if (int(ds.Rows), int(ds.Columns)) != shape:
+            raise ValueError(f"source {ds.SOPInstanceUID} is {ds.Rows}x{ds.Columns}, the array {shape}")
+    return ordered
+
+
+def check_volume(array: np.ndarray, name: str) -> None:
+    if array.ndim != 3:
+        raise ValueError(f"{name} must be a (z, y, x) array, not shape {array.shape}")
+
+
+def pin(ds: Dataset, *, content_datetime: dt.datetime, sop_uid: str) -> Dataset:
+    """Makes the object a function of its arguments: creation and contribution times follow
+    content_datetime, and dimension organisation UIDs derive from the SOP Instance UID."""
+    date, time = content_datetime.strftime("%Y%m%d"), content_datetime.strftime("%H%M%S.%f")
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    ds.SeriesDate, ds.SeriesTime = date, time
+    if "ContentDate" in ds:
+        ds.ContentDate, ds.ContentTime = date, time
+    for item in ds.get("ContributingEquipmentSequence", []):
+        # highdicom's own entry says "now"; the source's acquisition entry keeps its time.
+        if item.get("ManufacturerModelName") == "highdicom" and "ContributionDateTime" in item:
+            item.ContributionDateTime = content_datetime.strftime("%Y%m%d%H%M%S.%f")
+    for item in ds.get("VerifyingObserverSequence", []):
+        item.VerificationDateTime = content_datetime.strftime("%Y%m%d%H%M%S.%f")
+    replaced: dict[str, str] = {}
+
+    def _dimension_uid(dataset: Dataset, element: DataElement) -> None:
+        if element.keyword == "DimensionOrganizationUID":
+            old = str(element.value)
+            replaced.setdefault(old, derived_uid("dimension-organisation", sop_uid, len(replaced)))
+            element.value = replaced[old]
+
+    ds.walk(_dimension_uid)
+    _declare_local_scheme(ds)
+    return ds
+
+
+def _declare_local_scheme(ds: Dataset) -> None:
+    """Adds the 99OVERREAD declaration when any code in the object uses it."""
+    used = False
+
+    def _look(dataset: Dataset, element: DataElement) -> None:
+        nonlocal used
+        used = used or (element.keyword == "CodingSchemeDesignator" and element.value == codes.LOCAL_SCHEME)
+
+    ds.walk(_look)
+    if used:
+        ds.CodingSchemeIdentificationSequence = DicomSequence([codes.local_scheme_item()])

@@ -1,0 +1,232 @@
+"""Inference jobs in-process: queued when a series settles, run once, outputs replaced, bad input
+failed with a message, cancelled on request. (tests/inference/test_worker.py runs a real worker.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from pydicom.data import get_testdata_file
+
+from audit.models import AuditEvent
+from inference.execution import job_execute
+from inference.models import Finding, InferenceJob, JobOutput, ModelVersion, PendingSeries
+from inference.services import (
+    job_cancel,
+    job_request,
+    job_rerun,
+    jobs_for_new_series,
+    series_settle_check,
+)
+from tests.inference.helpers import demo_model, dice, ingest, small_study
+from viewer.models import Instance, Series
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def model(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return demo_model()
+
+
+@pytest.fixture
+def study():
+    return small_study()
+
+
+@pytest.fixture
+def series(study, model):
+    return ingest(study.datasets)
+
+
+def _run(job: InferenceJob, task_id: str = "task-1") -> InferenceJob:
+    job_execute(job_pk=job.pk, task_id=task_id)
+    job.refresh_from_db()
+    return job
+
+
+# --- Queueing -------------------------------------------------------------------------------------
+def test_stored_instances_mark_their_series_pending_and_it_settles_into_one_job(
+    model, study, django_capture_on_commit_callbacks, settings
+):
+    settings.INFERENCE_SERIES_STABLE_SECONDS = 30
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        series = ingest(study.datasets)
+    pending = PendingSeries.objects.get(series=series)
+    assert pending.due_at > timezone.now() + dt.timedelta(seconds=25)
+    assert len(callbacks) > 0  # the announcements; the settle task is scheduled once
+
+    # Not yet due: the settle check says how long to wait and queues nothing.
+    assert 25 < series_settle_check(series_pk=series.pk) <= 30
+    assert not InferenceJob.objects.exists()
+
+    PendingSeries.objects.filter(series=series).update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert series_settle_check(series_pk=series.pk) is None
+    job = InferenceJob.objects.get()
+    assert (job.model_version, job.series, job.status, job.trigger) == (model, series, "queued", "auto")
+    assert job.instance_count == len(study.datasets)
+    assert len(sent) == 1  # the job's task, sent after commit
+    assert not PendingSeries.objects.exists()
+
+
+def test_a_series_reported_complete_twice_is_read_once(series, model):
+    assert len(jobs_for_new_series(series=series)) == 1
+    assert jobs_for_new_series(series=series) == []
+    assert InferenceJob.objects.count() == 1
+
+
+def test_only_matching_active_and_shadow_models_get_jobs(series, model):
+    demo_model(status=ModelVersion.Status.SHADOW, version="1.0.1")
+    demo_model(status=ModelVersion.Status.RETIRED, version="1.0.2")
+    demo_model(version="1.0.3", input_spec={"modality": "MR"})
+    jobs = jobs_for_new_series(series=series)
+    assert sorted(job.model_version.version for job in jobs) == ["1.0.0", "1.0.1"]
+
+
+def test_a_derived_object_is_not_sent_to_the_models(model, study, django_capture_on_commit_callbacks):
+    from tests.inference.helpers import part10
+    from viewer.ingest.service import ingest_file
+    import io
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_file(source=io.BytesIO(part10(study.datasets[0])), name="x", origin="derived")
+    assert not PendingSeries.objects.exists()
+
+
+# --- Running --------------------------------------------------------------------------------------
+def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
+    job = _run(job_request(series=series, model=model))
+
+    assert job.status == "succeeded", job.error
+    assert job.progress == 100 and job.finished_at is not None
+    assert job.device == "cpu"
+    assert {"read_decode", "load", "preprocess", "forward", "postprocess", "saliency"} <= set(job.timings)
+    assert job.rows == 128 and job.columns == 128
+    # Slice k of the arrays is the instance slice_uids[k] (slice 0 is the most superior).
+    assert job.slice_uids == [ds.SOPInstanceUID for ds in study.datasets]
+
+    mask = np.frombuffer(default_storage.open(f"inference/jobs/{job.pk}/mask.u8").read(), np.uint8)
+    mask = mask.reshape(study.mask.shape)
+    overlap = dice(mask > 0, study.mask > 0)
+    print(f"Dice of the job's mask with the true lesions: {overlap:.3f}")
+    assert overlap > 0.5
+    findings = list(job.findings.all())
+    assert len(findings) >= 1
+    for finding in findings:  # each finding lies on a true lesion
+        (z0, z1), (y0, y1), (x0, x1) = finding.bbox
+        assert study.mask[z0:z1, y0:y1, x0:x1].any()
+
+    heatmap = np.frombuffer(default_storage.open(f"inference/jobs/{job.pk}/heatmap.u8").read(), np.uint8)
+    heatmap = heatmap.reshape(study.mask.shape)
+    assert heatmap.max() == 255
+    assert heatmap[study.mask > 0].mean() > heatmap[study.mask == 0].mean()
+    assert job.study_score > model.triage_priority and job.triage in ("urgent", "priority")
+
+    events = AuditEvent.objects.filter(inference_job_id=job.pk)
+    assert {e.action for e in events} >= {"C", "E"}
+
+
+def test_a_second_delivery_does_nothing_and_a_redelivery_replaces_the_outputs(series, model):
+    job = job_request(series=series, model=model)
+    # The first delivery died while running: the job is left running, claimed by task-1.
+    InferenceJob.objects.filter(pk=job.pk).update(status="running", claimed_by="task-1")
+
+    assert _run(job, "task-2").status == "running"  # another delivery leaves it alone
+    assert not JobOutput.objects.exists()
+
+    assert _run(job, "task-1").status == "succeeded"  # the redelivery runs it
+    outputs, findings = JobOutput.objects.count(), Finding.objects.count()
+    instances = Instance.objects.count()
+
+    # Run again by the same task id (as if it died after writing): replaced, not added.
+    InferenceJob.objects.filter(pk=job.pk).update(status="running")
+    assert _run(job, "task-1").status == "succeeded"
+    assert (JobOutput.objects.count(), Finding.objects.count(), Instance.objects.count()) == (
+        outputs,
+        findings,
+        instances,
+    )
+    assert _run(job, "task-1").status == "succeeded"  # finished: a late duplicate does nothing
+
+
+def test_a_normal_study_scores_lower_than_one_with_lesions(model, series):
+    normal = ingest(small_study(seed=12, lesions=0).datasets)
+    sick = _run(job_request(series=series, model=model))
+    well = _run(job_request(series=normal, model=model))
+    assert well.status == "succeeded"
+    assert well.study_score < sick.study_score
+
+
+# --- Bad input fails the job with a message ---------------------------------------------------------
+def _failed_with(job: InferenceJob, *words: str) -> None:
+    job = _run(job)
+    assert job.status == "failed"
+    for word in words:
+        assert word in job.error, job.error
+    assert not JobOutput.objects.filter(job=job).exists()
+    assert job.finished_at is not None
+
+
+def test_a_series_of_the_wrong_modality_fails_with_a_message(model):
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    series = ingest([ds])
+    _failed_with(job_request(series=series, model=model), "cannot read", "MR")
+
+
+def test_a_series_with_missing_slices_fails_with_a_message(model):
+    study = small_study(seed=13, lesions=0)
+    datasets = [ds for k, ds in enumerate(study.datasets) if k not in (6, 7)]
+    _failed_with(job_request(series=ingest(datasets), model=model), "missing")
+
+
+def test_a_non_image_object_fails_with_a_message(model):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    series = ingest([ds])
+    sr = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    sr.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR in an image series
+    sr.SOPInstanceUID = "1.2.3.4.5.6.7.8.9"
+    sr.file_meta.MediaStorageSOPClassUID = sr.SOPClassUID
+    sr.file_meta.MediaStorageSOPInstanceUID = sr.SOPInstanceUID
+    del sr.PixelData
+    ingest([sr])
+    _failed_with(job_request(series=series, model=model), "cannot read")
+
+
+# --- Cancel and re-run ----------------------------------------------------------------------------
+def test_a_cancelled_queued_job_never_runs(series, model, rita):
+    job = job_request(series=series, model=model)
+    assert job_cancel(job=job, user=rita)
+    assert _run(job).status == "cancelled"
+    assert not JobOutput.objects.exists()
+    assert not job_cancel(job=job, user=rita)  # already finished
+
+
+def test_a_job_cancelled_while_running_stops_and_keeps_nothing(series, model, monkeypatch):
+    job = job_request(series=series, model=model)
+    from inference import execution
+
+    real_run = execution.run
+
+    def cancel_midway(network, volume, spec, *, device=None, progress=None):
+        InferenceJob.objects.filter(pk=job.pk).update(status="cancelled")
+        return real_run(network, volume, spec, device=device, progress=lambda *a: progress(*a, force=True))
+
+    monkeypatch.setattr(execution, "run", cancel_midway)
+    job = _run(job)
+    assert job.status == "cancelled"
+    assert not JobOutput.objects.exists() and not Finding.objects.exists()
+
+
+def test_a_rerun_is_a_new_job_beside_the_old(series, model, rita):
+    first = _run(job_request(series=series, model=model))
+    second = job_rerun(job=first, user=rita)
+    assert (second.rerun_of, second.trigger, second.status) == (first, "rerun", "queued")
+    assert _run(second).status == "succeeded"
+    assert first.outputs.count() == second.outputs.count() > 0
+    assert Series.objects.filter(study=series.study).count() > 1  # the derived series
