@@ -7,4 +7,5 @@ from viewer import views
 urlpatterns = [
     path("upload/", views.upload_page, name="upload"),
     path("upload/files", views.upload_file, name="upload-file"),
+    path("studies/<str:study_uid>/", views.study_viewer, name="study-viewer"),
 ]

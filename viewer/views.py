@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Min
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pydicom.datadict import keyword_for_tag
 
+from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.ingest.service import IngestOutcome, ingest_upload
+from viewer.models import Instance, Study
+from viewer.selectors import study_queryset_for_user
+from viewer.store import is_valid_uid
 
 INGEST_PERMISSION = "viewer.add_instance"
 UPLOAD_CONCURRENCY = 3
@@ -103,3 +111,93 @@ def summary_text(outcomes: list[IngestOutcome]) -> str:
     counts: Counter[str] = Counter(outcome.status for outcome in outcomes)
     words = (("stored", "stored"), ("duplicate", "already stored"), ("rejected", "rejected"))
     return ", ".join(f"{counts[status]} {label}" for status, label in words if counts[status])
+
+
+# --- The reading viewer ---------------------------------------------------------------
+# The AI results of a study (JSON, see docs/viewer.md). The page asks for them only where
+# the route exists and the user may see them, so nobody gets a 404 or 403 in the console.
+AI_URL_NAME = "api-study-ai"
+AI_PERMISSION = "inference.view_inferencejob"
+
+
+@require_GET
+def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
+    """The reading viewer of one study: series thumbnails, viewports, the side panel.
+
+    404 for a study the user may not see, exactly as for one that does not exist
+    (as DICOMweb answers). Opening it records 110103 DICOM Instances Accessed,
+    once per study per session, the same event the viewer's DICOMweb reads record.
+    """
+    study = _visible_study(request, study_uid)
+    series = list(
+        study.series.annotate(instance_count=Count("instances"), first_instance=Min("instances__pk"))
+        .filter(instance_count__gt=0)
+        .order_by("series_number", "pk")
+    )
+    _audit_viewer_opened(request, study)
+    first_metadata = Instance.objects.filter(pk__in=[s.first_instance for s in series]).values_list(
+        "metadata", flat=True
+    )
+    context = {
+        "study": study,
+        "patient": study.patient,
+        "patient_name": _person_name(study.patient.name) or study.patient.patient_id,
+        "series_list": series,
+        "dicomweb_root": reverse("dicomweb:studies").removesuffix("/studies"),
+        "ai_url": _ai_url(study.study_uid) if request.user.has_perm(AI_PERMISSION) else "",
+        "tag_keywords": _tag_keywords(first_metadata),
+    }
+    return render(request, "viewer/study.html", context)
+
+
+def _visible_study(request: HttpRequest, study_uid: str) -> Study:
+    if not is_valid_uid(study_uid):
+        raise Http404("no such study")
+    study = (
+        study_queryset_for_user(user=request.user)
+        .select_related("patient")
+        .filter(study_uid=study_uid)
+        .first()
+    )
+    if study is None:
+        raise Http404("no such study")
+    return study
+
+
+def _audit_viewer_opened(request: HttpRequest, study: Study) -> None:
+    # The DICOMweb helper remembers audited studies per "scope"; a page request is
+    # always a session, so the frame requests that follow do not record it again.
+    request.dicomweb_scope = f"session:{request.session.session_key}"  # type: ignore[attr-defined]
+    audit_study_accessed(request, study)
+
+
+def _person_name(name: str) -> str:
+    """A DICOM PN's alphabetic group as people write it: "DOE^JANE" -> "DOE, JANE"."""
+    alphabetic = name.split("=", 1)[0]
+    return ", ".join(part for part in alphabetic.split("^") if part)
+
+
+def _ai_url(study_uid: str) -> str:
+    try:
+        return reverse(AI_URL_NAME, kwargs={"study_uid": study_uid})
+    except NoReverseMatch:
+        return ""
+
+
+def _tag_keywords(metadata_sets: Any) -> dict[str, str]:
+    """DICOM keywords of the tags in these DICOM JSON data sets (for the tag inspector)."""
+    keywords: dict[str, str] = {}
+    for metadata in metadata_sets:
+        for tag in _json_tags(metadata):
+            if tag not in keywords:
+                keywords[tag] = keyword_for_tag(int(tag, 16)) or ""
+    return {tag: keyword for tag, keyword in keywords.items() if keyword}
+
+
+def _json_tags(metadata: dict[str, Any]) -> Iterator[str]:
+    for tag, element in metadata.items():
+        yield tag
+        if element.get("vr") == "SQ":
+            for item in element.get("Value", []):
+                if isinstance(item, dict):
+                    yield from _json_tags(item)
