@@ -121,9 +121,9 @@ def _slice_index(value: str, depth: int) -> int:
     try:
         index = int(value)
     except ValueError:
-        raise ValidationError({"slice": f"must be an integer, not {value[:20]!r}"}) from None
+        raise ValidationError({"slice": [f"must be an integer, not {value[:20]!r}"]}) from None
     if not 0 <= index < depth:
-        raise ValidationError({"slice": f"must be in 0..{depth - 1}"})
+        raise ValidationError({"slice": [f"must be in 0..{depth - 1}"]})
     return index
 
 
@@ -144,15 +144,15 @@ class JobRequestApi(APIView):
         data = given.validated_data
         series = series_queryset_for_user(user=request.user).filter(series_uid=data["series_uid"]).first()
         if series is None:
-            raise ValidationError({"series_uid": "no such series"})
+            raise ValidationError({"series_uid": ["no such series"]})
         try:
             model = model_by_name(name=data["model"], version=data.get("version"))
         except LookupError as exc:
-            raise ValidationError({"model": str(exc)}) from exc
+            raise ValidationError({"model": [str(exc)]}) from exc
         try:
             job = job_request(series=series, model=model, user=request.user)
         except JobError as exc:
-            raise ValidationError({"model": str(exc)}) from exc
+            raise ValidationError({"model": [str(exc)]}) from exc
         return Response(job_summary(job, request=request._request), status=status.HTTP_202_ACCEPTED)
 
 

@@ -90,7 +90,6 @@ def derived_objects(
         findings=result.findings if seg is not None else [],
         study_score=result.study_score,
         observer=device,
-        device=device,
         algorithm=algorithm,
         **ids(Kind.SR),  # type: ignore[arg-type]
     )

@@ -31,7 +31,7 @@ from inference.engine.types import InferenceResult, InputError, Volume
 from inference.models import InferenceJob
 from inference.outputs import outputs_discard, outputs_write
 from inference.registry import model_network_source, model_spec
-from inference.services import job_audit
+from inference.services import job_audit, job_finished_announce
 from viewer.store import store_open
 
 logger = logging.getLogger(__name__)
@@ -189,8 +189,11 @@ def _succeed(job: InferenceJob, result: InferenceResult) -> None:
             return
         job.refresh_from_db()
         job_audit(
-            job, action=Action.EXECUTE, detail={"findings": len(result.findings), "score": round(score, 4)}
+            job,
+            action=Action.EXECUTE,
+            detail={"findings": len(result.findings), "score": f"{score:.4f}", "triage": triage},
         )
+        job_finished_announce(job)
 
 
 def _fail(job: InferenceJob, message: str) -> None:
@@ -200,3 +203,4 @@ def _fail(job: InferenceJob, message: str) -> None:
     )
     job.refresh_from_db()
     job_audit(job, action=Action.EXECUTE, outcome=Outcome.SERIOUS_FAILURE, outcome_reason=message[:500])
+    job_finished_announce(job)

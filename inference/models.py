@@ -57,6 +57,7 @@ class ModelVersion(models.Model):
     min_finding_mm3 = models.FloatField(default=0.0)
     batch_size = models.PositiveIntegerField(default=8)
     saliency_layer = models.CharField(max_length=120, blank=True, default="")
+    study_saliency_layer = models.CharField(max_length=120, blank=True, default="")
     hu_window = models.JSONField(default=list)  # [low, high]: HU clipped to this and scaled to -1..1
     model_card = models.JSONField(default=dict)
     demonstration = models.BooleanField(default=False)  # trained on synthetic data, not a clinical device

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import io
 import uuid
-from typing import IO, cast
 from collections.abc import Sequence
+from typing import IO, cast
 
 import numpy as np
 from django.core.files.base import ContentFile

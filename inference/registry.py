@@ -8,7 +8,6 @@ them through a local path, downloading once from object storage when there is no
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from django.db import transaction
 from audit.codes import Action, EventID, EventType
 from audit.services import audit_record
 from inference.engine.loading import NetworkSource
+from inference.engine.manifest import read_manifest
 from inference.engine.types import InputSpec, ModelSpec
 from inference.models import ModelVersion
 
@@ -53,6 +53,7 @@ class ModelDescription:
     min_finding_mm3: float = 0.0
     batch_size: int = 8
     saliency_layer: str = ""
+    study_saliency_layer: str = ""
     hu_window: tuple[float, float] = (-1000.0, 1000.0)
     model_card: dict[str, Any] = field(default_factory=dict)
     demonstration: bool = False
@@ -60,45 +61,34 @@ class ModelDescription:
 
     @classmethod
     def from_manifest(cls, path: Path) -> ModelDescription:
-        """Reads a model.json manifest (the format fixtures/demo_model/model.json uses)."""
+        """Reads a model.json manifest (the engine's format: inference.engine.manifest)."""
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            manifest = read_manifest(path)
+        except (OSError, ValueError, TypeError) as exc:
             raise RegistryError(f"cannot read the manifest {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise RegistryError(f"{path}: the manifest must be a JSON object")
-        missing = {"name", "version", "format", "weights", "threshold"} - data.keys()
-        if missing:
-            raise RegistryError(f"{path}: the manifest lacks {', '.join(sorted(missing))}")
-        triage = data.get("triage") or {}
-        threshold = float(data["threshold"])
-        study_threshold = float(data.get("study_threshold", threshold))
-        try:
-            return cls(
-                name=str(data["name"]),
-                version=str(data["version"]),
-                format=str(data["format"]),
-                weights=(path.parent / str(data["weights"])).resolve(),
-                labels=list(data.get("labels") or ["lesion"]),
-                threshold=threshold,
-                study_threshold=study_threshold,
-                triage_urgent=float(triage.get("urgent", 1.0)),
-                triage_priority=float(triage.get("priority", study_threshold)),
-                entry_point=str(data.get("entry_point", "")),
-                entry_kwargs=dict(data.get("entry_kwargs") or {}),
-                input_spec=dict(data.get("input_spec") or {}),
-                min_finding_mm3=float(data.get("min_finding_mm3", 0.0)),
-                batch_size=int(data.get("batch_size", 8)),
-                saliency_layer=str(data.get("saliency_layer", "")),
-                hu_window=_window(data.get("hu_window", (-1000.0, 1000.0))),
-                model_card=dict(data.get("model_card") or {}),
-                demonstration=bool(
-                    data.get("demonstration", data.get("model_card", {}).get("demonstration"))
-                ),
-                sha256=str(data.get("sha256", "")),
-            )
-        except (TypeError, ValueError) as exc:
-            raise RegistryError(f"{path}: a value has the wrong type: {exc}") from exc
+        spec, source, card = manifest.spec, manifest.source, manifest.data.get("model_card") or {}
+        return cls(
+            name=spec.name,
+            version=spec.version,
+            format=source.format,
+            weights=source.weights.resolve(),
+            labels=list(spec.labels),
+            threshold=spec.threshold,
+            study_threshold=manifest.study_threshold,
+            triage_urgent=manifest.triage.get("urgent", 1.0),
+            triage_priority=manifest.triage.get("priority", manifest.study_threshold),
+            entry_point=source.entry_point,
+            entry_kwargs=dict(source.kwargs),
+            input_spec=spec.input.to_dict(),
+            min_finding_mm3=spec.min_finding_mm3,
+            batch_size=spec.batch_size,
+            saliency_layer=spec.saliency_layer,
+            study_saliency_layer=spec.study_saliency_layer,
+            hu_window=spec.hu_window,
+            model_card=dict(card),
+            demonstration=bool(card.get("demonstration", False)),
+            sha256=source.sha256,
+        )
 
 
 def model_register(*, description: ModelDescription, status: str, user: Any = None) -> ModelVersion:
@@ -114,6 +104,11 @@ def model_register(*, description: ModelDescription, status: str, user: Any = No
         raise RegistryError(
             f"the weights file {description.weights} has SHA-256 {sha256}, not {description.sha256} "
             "as the manifest says: it is not the file the manifest describes"
+        )
+    if not description.model_card:
+        raise RegistryError(
+            "a model card is required (intended use, training data, known limits, evaluation figures): "
+            "give one in the manifest or with --card FILE.json"
         )
     if ModelVersion.objects.filter(name=description.name, version=description.version).exists():
         raise RegistryError(f"{description.name} {description.version} is already registered")
@@ -169,6 +164,7 @@ def model_spec(model: ModelVersion) -> ModelSpec:
         input=InputSpec.from_dict(model.input_spec),
         batch_size=model.batch_size,
         saliency_layer=model.saliency_layer,
+        study_saliency_layer=model.study_saliency_layer,
         hu_window=_window(model.hu_window or (-1000.0, 1000.0)),
     )
 
@@ -203,6 +199,7 @@ def _unsaved(description: ModelDescription, *, status: str, sha256: str, user: A
         min_finding_mm3=description.min_finding_mm3,
         batch_size=description.batch_size,
         saliency_layer=description.saliency_layer,
+        study_saliency_layer=description.study_saliency_layer,
         hu_window=list(description.hu_window),
         model_card=description.model_card,
         demonstration=description.demonstration,

@@ -3,13 +3,16 @@
 Who sees which job: a job is visible with its series (viewer.selectors decides that), and a
 shadow model's jobs only to those who monitor models (inference.view_shadow_output). That
 rule lives here, once; every page and API that shows AI output starts from `jobs_for_user`.
+An app that hides AI output from some readers (reviews: annotators of projects that do not
+show them the AI) registers a scope with `job_scope_register` when it starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from inference.models import InferenceJob, ModelVersion
 from viewer.models import Study
@@ -17,12 +20,25 @@ from viewer.selectors import series_queryset_for_user
 
 VIEW_SHADOW = "inference.view_shadow_output"
 
+# (user=) -> a condition on InferenceJob that the jobs a user sees must also meet.
+JobScope = Callable[..., Q]
+_job_scopes: list[JobScope] = []
+
+
+def job_scope_register(scope: JobScope) -> None:
+    """Narrows every read of AI output to jobs that also meet `scope(user=...)`'s condition."""
+    if scope not in _job_scopes:
+        _job_scopes.append(scope)
+
 
 def jobs_for_user(*, user: Any) -> QuerySet[InferenceJob]:
     visible = series_queryset_for_user(user=user).filter(pk=OuterRef("series_id"))
     jobs = InferenceJob.objects.filter(Exists(visible)).select_related("model_version", "series__study")
     if not user.has_perm(VIEW_SHADOW):
         jobs = jobs.exclude(model_version__status=ModelVersion.Status.SHADOW)
+    if not user.is_superuser:
+        for scope in _job_scopes:
+            jobs = jobs.filter(scope(user=user))
     return jobs
 
 

@@ -111,7 +111,18 @@ def job_cancel(*, job: InferenceJob, user: Any = None) -> bool:
     if cancelled:
         job.refresh_from_db()
         job_audit(job, action=Action.UPDATE, user=user, detail={"cancelled": True})
+        job_finished_announce(job)
     return cancelled
+
+
+def job_finished_announce(job: InferenceJob) -> None:
+    """Sends inference.signals.job_finished once the caller's transaction commits."""
+    from inference.signals import job_finished
+
+    job_pk, study_pk, status = job.pk, job.series.study_id, job.status
+    transaction.on_commit(
+        lambda: job_finished.send(sender=InferenceJob, job_pk=job_pk, study_pk=study_pk, status=status)
+    )
 
 
 def input_hash(*, series: Series) -> tuple[str, int]:

@@ -7,12 +7,12 @@ done (htmx stops polling on status 286, HttpResponseStopPolling).
 from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
-from django_htmx.middleware import HtmxDetails
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
 
 from inference.models import InferenceJob, ModelVersion
 from inference.selectors import job_for_study, jobs_for_user

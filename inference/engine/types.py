@@ -59,6 +59,7 @@ class ModelSpec:
     batch_size: int = 8  # slices per forward pass
     saliency_layer: str = ""  # module path for Grad-CAM in eager networks; "" uses input gradients
     hu_window: tuple[float, float] = (-1000.0, 1000.0)  # HU clipped to this and scaled to -1..1
+    study_saliency_layer: str = ""  # Grad-CAM layer for the slice-logit target; "": saliency_layer
 
 
 @dataclass(frozen=True)

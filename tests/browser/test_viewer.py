@@ -9,7 +9,6 @@ sleeps, and save screenshots under var/test/screenshots/ (look at them).
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
+from tests.browser.conftest import ingest_study
 from tests.factories import PASSWORD
 from viewer.ingest.service import ingest_file
 
@@ -33,21 +33,6 @@ J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 
 
 # --- Helpers ----------------------------------------------------------------------------
-def ingest_study(tmp_path: Path, study: SyntheticStudy) -> SyntheticStudy:
-    for k, dataset in enumerate(study.datasets):
-        path = tmp_path / f"{study.series_uid}-{k:03d}.dcm"
-        dataset.save_as(path, enforce_file_format=True)
-        outcome = ingest_file(source=path, name=path.name, origin="import")
-        assert outcome.status == "stored", outcome.reason
-    return study
-
-
-@pytest.fixture
-def ct(tmp_path: Path, rita: Any) -> SyntheticStudy:
-    """A 16-slice synthetic chest CT with two lesions, stored and indexed."""
-    return ingest_study(tmp_path, make_ct_study(seed=11, slices=16, rows=128, columns=128, lesions=2))
-
-
 def sign_in(page: Any, username: str = "rita") -> None:
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
@@ -207,6 +192,7 @@ def test_the_slice_slider_and_cine_move_through_the_stack(page, browser_errors, 
     page.keyboard.press("Space")
     until(lambda: slice_label(page) not in {"Im 8/16"}, what="cine to move on")
     page.keyboard.press("Space")
+    page.wait_for_timeout(250)  # a frame already requested may still land
     stopped = slice_label(page)
     page.wait_for_timeout(400)
     assert slice_label(page) == stopped, "cine should have stopped"
@@ -389,55 +375,6 @@ def findings_of(study: SyntheticStudy) -> list[dict[str, Any]]:
     return findings
 
 
-def serve_ai(
-    page: Any, study: SyntheticStudy, *, heatmap: bool, mask: bool, reverse: bool, running: int = 0
-) -> None:
-    """Answers the viewer's AI requests as the inference API does (after `running` polls that say so).
-
-    With `reverse`, slice k of the arrays is the series' slice n-1-k and `slices` says so:
-    the viewer must place each slice by its SOP Instance UID.
-    """
-    order = list(range(len(study.datasets)))[:: -1 if reverse else 1]
-    heat = (attention(study.mask) * 255).astype(np.uint8)[order]
-    labels = study.mask.astype(np.uint8)[order]
-    findings = findings_of(study)
-    if reverse:
-        last = len(order) - 1
-        for f in findings:
-            z0, z1 = f["bbox"][0]
-            f["bbox"][0] = [last - z1 + 1, last - z0 + 1]
-            f["centroid_voxel"][0] = last - f["centroid_voxel"][0]
-    result = {
-        "status": "succeeded",
-        "progress": 100,
-        "stage": "done",
-        "job": 7,
-        "model": {"name": "demo-unet", "version": "0.1", "demonstration": True},
-        "series_uid": study.series_uid,
-        "slices": [study.datasets[k].SOPInstanceUID for k in order],
-        "rows": 128,
-        "columns": 128,
-        "heatmap_url": "/test-arrays/heatmap" if heatmap else "",
-        "mask_url": "/test-arrays/mask" if mask else "",
-        "findings": findings,
-    }
-    polls = {"n": 0}
-
-    def answer(route: Any) -> None:
-        polls["n"] += 1
-        body = (
-            result
-            if polls["n"] > running
-            else {**result, "status": "running", "progress": 40, "stage": "infer"}
-        )
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
-
-    shape = {"X-Array-Shape": f"{len(order)},128,128"}
-    page.route(f"**/api/v1/studies/{study.study_uid}/ai/", answer)
-    page.route("**/test-arrays/heatmap", lambda r: r.fulfill(status=200, headers=shape, body=heat.tobytes()))
-    page.route("**/test-arrays/mask", lambda r: r.fulfill(status=200, headers=shape, body=labels.tobytes()))
-
-
 def attention(mask: np.ndarray) -> np.ndarray:
     """A smooth 0..1 map peaking on the lesions, as a model's attention would look."""
     heat = (mask > 0).astype(np.float32)
@@ -449,70 +386,6 @@ def attention(mask: np.ndarray) -> np.ndarray:
 
 def lesion_slice(study: SyntheticStudy, index: int = 1) -> int:
     return round(float(np.nonzero(study.mask == index)[0].mean()))
-
-
-def test_the_heatmap_is_drawn_by_sop_uid_and_h_toggles_it(page, browser_errors, ct):
-    serve_ai(page, ct, heatmap=True, mask=False, reverse=True)
-    open_viewer(page, ct.study_uid)
-    page.locator("[data-ai-findings] button").first.wait_for()
-    page.locator('[data-ai-findings] button[data-finding-index="1"]').click()
-    k = lesion_slice(ct, 1)
-    until(lambda: slice_label(page) == f"Im {k + 1}/16", what="the click to show the finding's slice")
-    shown = pixels_when(page, lambda image: red_pixels(image) > 200, what="the heatmap")
-    shot(page, "viewer-heatmap.png")
-    assert page.locator('[data-viewport-index="0"] .viewport-boxes rect').count() >= 1
-    assert "demonstration model" in page.locator("[data-ai-model]").inner_text()
-    assert "demo-unet 0.1" in page.locator('[data-viewport-index="0"] .ai-label').inner_text()
-
-    page.keyboard.press("h")
-    hidden = changed(page, shown)
-    assert red_pixels(hidden) == 0
-    page.keyboard.press("h")
-    until(lambda: red_pixels(pixels(page)) > 20, what="the heatmap to come back")
-
-    page.keyboard.press("Home")  # slice 0 lies outside both lesions: no heat, no box
-    until(lambda: slice_label(page) == "Im 1/16", what="image 1")
-    if ct.mask[0].max() == 0:
-        until(lambda: red_pixels(pixels(page)) == 0, what="no heat on a slice without lesion")
-        assert page.locator('[data-viewport-index="0"] .viewport-boxes rect').count() == 0
-    assert browser_errors == []
-
-
-def test_the_mask_is_loaded_as_the_editable_labelmap_and_m_toggles_it(page, browser_errors, ct):
-    serve_ai(page, ct, heatmap=False, mask=True, reverse=True)
-    open_viewer(page, ct.study_uid)
-    page.locator("[data-ai-findings] button").first.wait_for()
-    labelmap = page.evaluate(LABELMAP_AS_LISTS)
-    for k, dataset in enumerate(ct.datasets):
-        expected = ct.mask[k].ravel()
-        assert np.array_equal(np.array(labelmap[dataset.SOPInstanceUID]), expected), f"slice {k}"
-
-    page.locator('[data-ai-findings] button[data-finding-index="1"]').click()
-    k = lesion_slice(ct, 1)
-    until(lambda: slice_label(page) == f"Im {k + 1}/16", what="the finding's slice")
-    shown = pixels_when(page, lambda image: tinted_pixels(image) > 500, what="the mask")
-    shot(page, "viewer-mask.png")
-    page.keyboard.press("m")
-    hidden = changed(page, shown)
-    assert tinted_pixels(hidden) < tinted_pixels(shown) - 20
-    assert not page.locator("[data-ai-mask-toggle]").is_checked()
-    assert browser_errors == []
-
-
-def test_a_running_job_shows_progress_and_its_overlay_appears_when_done(page, browser_errors, ct):
-    serve_ai(page, ct, heatmap=True, mask=True, reverse=False, running=2)
-    open_viewer(page, ct.study_uid)
-    status = page.locator("[data-ai-status]")
-    until(lambda: "running" in status.inner_text(), what="the progress")
-    assert page.locator("[data-ai-progress]").get_attribute("value") == "40"
-    page.locator("[data-ai-findings] button").first.wait_for(timeout=15_000)
-    assert "2 findings" in status.inner_text()
-    assert page.evaluate(LABELMAP_COUNT) == int((ct.mask > 0).sum())
-    page.locator('[data-ai-findings] button[data-finding-index="2"]').click()
-    k = lesion_slice(ct, 2)
-    until(lambda: slice_label(page) == f"Im {k + 1}/16", what="finding 2's slice")
-    shot(page, "viewer-ai-overlay.png")
-    assert browser_errors == []
 
 
 def test_the_handle_renders_an_ai_result_fed_to_it_directly(page, browser_errors, ct):

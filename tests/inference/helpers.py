@@ -49,3 +49,15 @@ def dice(a: Any, b: Any) -> float:
     a, b = a.astype(bool), b.astype(bool)
     total = a.sum() + b.sum()
     return float(2 * (a & b).sum() / total) if total else 1.0
+
+
+def in_study_order(volume: Any, slice_uids: Sequence[str], study: SyntheticStudy) -> Any:
+    """A job's array (slice k is SOP instance slice_uids[k]) in the synthetic study's slice order."""
+    order = [slice_uids.index(ds.SOPInstanceUID) for ds in study.datasets]
+    return volume[order]
+
+
+def in_job_order(volume: Any, slice_uids: Sequence[str], study: SyntheticStudy) -> Any:
+    """A study's array (its ground truth) in a job's slice order (slice k is slice_uids[k])."""
+    index = {ds.SOPInstanceUID: k for k, ds in enumerate(study.datasets)}
+    return volume[[index[uid] for uid in slice_uids]]

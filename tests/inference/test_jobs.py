@@ -4,6 +4,7 @@ failed with a message, cancelled on request. (tests/inference/test_worker.py run
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import numpy as np
 import pydicom
@@ -22,7 +23,16 @@ from inference.services import (
     jobs_for_new_series,
     series_settle_check,
 )
-from tests.inference.helpers import demo_model, dice, ingest, small_study
+from tests.inference.helpers import (
+    demo_model,
+    dice,
+    in_job_order,
+    in_study_order,
+    ingest,
+    part10,
+    small_study,
+)
+from viewer.ingest.service import ingest_file
 from viewer.models import Instance, Series
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +54,11 @@ def series(study, model):
     return ingest(study.datasets)
 
 
+def _read(key: str) -> bytes:
+    with default_storage.open(key) as handle:
+        return handle.read()
+
+
 def _run(job: InferenceJob, task_id: str = "task-1") -> InferenceJob:
     job_execute(job_pk=job.pk, task_id=task_id)
     job.refresh_from_db()
@@ -52,26 +67,31 @@ def _run(job: InferenceJob, task_id: str = "task-1") -> InferenceJob:
 
 # --- Queueing -------------------------------------------------------------------------------------
 def test_stored_instances_mark_their_series_pending_and_it_settles_into_one_job(
-    model, study, django_capture_on_commit_callbacks, settings
+    model, study, django_capture_on_commit_callbacks, settings, monkeypatch
 ):
+    from inference import tasks
+
     settings.INFERENCE_SERIES_STABLE_SECONDS = 30
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    settles, runs = [], []  # what would go to the broker (the worker tests send it for real)
+    monkeypatch.setattr(tasks.series_settle, "apply_async", lambda **kw: settles.append(kw))
+    monkeypatch.setattr(tasks.job_run, "apply_async", lambda **kw: runs.append(kw))
+    with django_capture_on_commit_callbacks(execute=True):
         series = ingest(study.datasets)
     pending = PendingSeries.objects.get(series=series)
     assert pending.due_at > timezone.now() + dt.timedelta(seconds=25)
-    assert len(callbacks) > 0  # the announcements; the settle task is scheduled once
+    assert settles == [{"kwargs": {"series_pk": series.pk}, "countdown": 30}]  # once, not per instance
 
     # Not yet due: the settle check says how long to wait and queues nothing.
     assert 25 < series_settle_check(series_pk=series.pk) <= 30
     assert not InferenceJob.objects.exists()
 
     PendingSeries.objects.filter(series=series).update(due_at=timezone.now() - dt.timedelta(seconds=1))
-    with django_capture_on_commit_callbacks(execute=False) as sent:
+    with django_capture_on_commit_callbacks(execute=True):
         assert series_settle_check(series_pk=series.pk) is None
     job = InferenceJob.objects.get()
     assert (job.model_version, job.series, job.status, job.trigger) == (model, series, "queued", "auto")
     assert job.instance_count == len(study.datasets)
-    assert len(sent) == 1  # the job's task, sent after commit
+    assert runs == [{"kwargs": {"job_pk": job.pk}}]  # the job's task, sent after commit
     assert not PendingSeries.objects.exists()
 
 
@@ -90,10 +110,6 @@ def test_only_matching_active_and_shadow_models_get_jobs(series, model):
 
 
 def test_a_derived_object_is_not_sent_to_the_models(model, study, django_capture_on_commit_callbacks):
-    from tests.inference.helpers import part10
-    from viewer.ingest.service import ingest_file
-    import io
-
     with django_capture_on_commit_callbacks(execute=True):
         ingest_file(source=io.BytesIO(part10(study.datasets[0])), name="x", origin="derived")
     assert not PendingSeries.objects.exists()
@@ -104,29 +120,33 @@ def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
     job = _run(job_request(series=series, model=model))
 
     assert job.status == "succeeded", job.error
-    assert job.progress == 100 and job.finished_at is not None
+    assert job.progress == 100
+    assert job.finished_at is not None
     assert job.device == "cpu"
     assert {"read_decode", "load", "preprocess", "forward", "postprocess", "saliency"} <= set(job.timings)
-    assert job.rows == 128 and job.columns == 128
-    # Slice k of the arrays is the instance slice_uids[k] (slice 0 is the most superior).
-    assert job.slice_uids == [ds.SOPInstanceUID for ds in study.datasets]
+    assert job.rows == 128
+    assert job.columns == 128
+    # Slice k of the arrays is the instance slice_uids[k], in order along the slice normal.
+    assert sorted(job.slice_uids) == sorted(ds.SOPInstanceUID for ds in study.datasets)
 
-    mask = np.frombuffer(default_storage.open(f"inference/jobs/{job.pk}/mask.u8").read(), np.uint8)
-    mask = mask.reshape(study.mask.shape)
+    mask = np.frombuffer(_read(f"inference/jobs/{job.pk}/mask.u8"), np.uint8)
+    mask = in_study_order(mask.reshape(study.mask.shape), job.slice_uids, study)
     overlap = dice(mask > 0, study.mask > 0)
     print(f"Dice of the job's mask with the true lesions: {overlap:.3f}")
     assert overlap > 0.5
     findings = list(job.findings.all())
     assert len(findings) >= 1
+    truth = in_job_order(study.mask, job.slice_uids, study)
     for finding in findings:  # each finding lies on a true lesion
         (z0, z1), (y0, y1), (x0, x1) = finding.bbox
-        assert study.mask[z0:z1, y0:y1, x0:x1].any()
+        assert truth[z0:z1, y0:y1, x0:x1].any()
 
-    heatmap = np.frombuffer(default_storage.open(f"inference/jobs/{job.pk}/heatmap.u8").read(), np.uint8)
-    heatmap = heatmap.reshape(study.mask.shape)
+    heatmap = np.frombuffer(_read(f"inference/jobs/{job.pk}/heatmap.u8"), np.uint8)
+    heatmap = in_study_order(heatmap.reshape(study.mask.shape), job.slice_uids, study)
     assert heatmap.max() == 255
     assert heatmap[study.mask > 0].mean() > heatmap[study.mask == 0].mean()
-    assert job.study_score > model.triage_priority and job.triage in ("urgent", "priority")
+    assert job.study_score > model.triage_priority
+    assert job.triage in ("urgent", "priority")
 
     events = AuditEvent.objects.filter(inference_job_id=job.pk)
     assert {e.action for e in events} >= {"C", "E"}
@@ -220,7 +240,8 @@ def test_a_job_cancelled_while_running_stops_and_keeps_nothing(series, model, mo
     monkeypatch.setattr(execution, "run", cancel_midway)
     job = _run(job)
     assert job.status == "cancelled"
-    assert not JobOutput.objects.exists() and not Finding.objects.exists()
+    assert not JobOutput.objects.exists()
+    assert not Finding.objects.exists()
 
 
 def test_a_rerun_is_a_new_job_beside_the_old(series, model, rita):

@@ -1,10 +1,10 @@
 """manage.py register_model: add a model version to the registry.
 
     manage.py register_model --manifest fixtures/demo_model/model.json [--status active]
-    manage.py register_model --name chest-nodule --version 2.0.0 --weights net.pt --format torchscript \
+    manage.py register_model --name chest-nodule --model-version 2.0.0 --weights net.pt --format torchscript \
         --labels nodule --threshold 0.5 --study-threshold 0.5 --urgent 0.9 --priority 0.6 \
         [--input-spec spec.json] [--card card.json] [--status shadow]
-    manage.py register_model --name x --version 1.0.0 --weights sd.pt --format state_dict \
+    manage.py register_model --name x --model-version 1.0.0 --weights sd.pt --format state_dict \
         --entry-point mypkg.nets:UNet --entry-kwargs '{"channels": 16}' ...
 
 The weights are hashed, loaded and run on a small input before anything is saved.
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--manifest", type=Path, help="a model.json manifest (as fixtures/demo_model/)")
         parser.add_argument("--status", default="shadow", choices=["active", "shadow", "retired"])
         parser.add_argument("--name")
-        parser.add_argument("--version")
+        parser.add_argument("--model-version", dest="model_version")
         parser.add_argument("--weights", type=Path)
         parser.add_argument("--format", choices=["torchscript", "state_dict"])
         parser.add_argument("--entry-point", default="", help="package.module:callable (state_dict)")
@@ -53,14 +53,13 @@ class Command(BaseCommand):
                 return ModelDescription.from_manifest(options["manifest"])
             except RegistryError as exc:
                 raise CommandError(str(exc)) from exc
-        missing = [flag for flag in ("name", "version", "weights", "format") if not options[flag]]
+        missing = [flag for flag in ("name", "model_version", "weights", "format") if not options[flag]]
         if missing:
-            raise CommandError(
-                "give --manifest FILE, or all of " + ", ".join(f"--{m}" for m in missing) + " (and more)"
-            )
+            flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+            raise CommandError(f"give --manifest FILE, or also {flags}")
         return ModelDescription(
             name=options["name"],
-            version=options["version"],
+            version=options["model_version"],
             format=options["format"],
             weights=options["weights"],
             labels=[label.strip() for label in options["labels"].split(",") if label.strip()],

@@ -1,4 +1,4 @@
-"""manage.py run_inference --study UID [--series UID] [--model NAME [--version V]] [--wait]
+"""manage.py run_inference --study UID [--series UID] [--model NAME [--model-version V]] [--wait]
 
 Queues a job for each image series of the study (or the one given) with the named model, or
 with every active and shadow model; --wait follows the jobs until they finish and prints
@@ -23,7 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--study", required=True, help="Study Instance UID")
         parser.add_argument("--series", help="only this Series Instance UID")
         parser.add_argument("--model", help="model name (default: every active and shadow model)")
-        parser.add_argument("--version", help="model version (default: the newest active, else shadow)")
+        parser.add_argument(
+            "--model-version",
+            dest="model_version",
+            help="model version (default: the newest active, else shadow)",
+        )
         parser.add_argument("--wait", action="store_true", help="wait for the jobs to finish")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits at most")
 
@@ -47,7 +51,7 @@ class Command(BaseCommand):
     def _queue(self, series, options) -> list[InferenceJob]:
         if options["model"]:
             try:
-                models = [model_by_name(name=options["model"], version=options["version"])]
+                models = [model_by_name(name=options["model"], version=options["model_version"])]
             except LookupError as exc:
                 raise CommandError(str(exc)) from exc
             chosen = (

@@ -1,0 +1,72 @@
+"""The demonstration network: a small 2D U-Net with a per-slice "lesion present" head.
+
+Every network the engine runs, TorchScript or eager, keeps the contract of `DemoUNet.forward`:
+one (N, 1, H, W) batch of preprocessed slices in, a pair out: segmentation logits
+(N, C, H, W) and one slice logit (N, 1). H and W must be multiples of `size_multiple`; the
+runner pads to that.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _Up(nn.Module):
+    """Upsample by two, join the skip connection from the encoder, convolve."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.upsample = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        self.convolve = _double_conv(2 * out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.convolve(torch.cat([self.upsample(x), skip], dim=1))
+
+
+class DemoUNet(nn.Module):
+    """A 2D U-Net: `depth` poolings, channels doubling from `base` at each level.
+
+    The slice head takes the bottleneck's global max (not the mean): a lesion makes some
+    feature fire somewhere, however much air surrounds it, so the head means the same on a
+    128-pixel training crop and on a whole 512-pixel slice.
+    """
+
+    def __init__(self, base: int = 16, depth: int = 3, classes: int = 1) -> None:
+        super().__init__()
+        widths = [base * 2**level for level in range(depth + 1)]
+        self.size_multiple = 2**depth
+        self.encoders = nn.ModuleList(
+            [_double_conv(1, widths[0])] + [_double_conv(widths[k], widths[k + 1]) for k in range(depth - 1)]
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(widths[depth - 1], widths[depth])
+        self.decoders = nn.ModuleList([_Up(widths[k + 1], widths[k]) for k in reversed(range(depth))])
+        self.segmentation_head = nn.Conv2d(widths[0], classes, 1)
+        self.slice_head = nn.Linear(widths[depth], 1)
+        # Lesions are about 1% of pixels: starting the mask at that prior keeps the early
+        # steps from spending themselves on pushing every background pixel down.
+        nn.init.constant_(self.segmentation_head.bias, -4.0)  # type: ignore[arg-type]  # bias=True
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skips: list[torch.Tensor] = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        slice_logit = self.slice_head(torch.amax(x, dim=(2, 3)))
+        for k, decoder in enumerate(self.decoders):
+            x = decoder(x, skips[-1 - k])
+        return self.segmentation_head(x), slice_logit

@@ -1,0 +1,162 @@
+"""Saliency: where in the image the network looked, per finding and per study (captum).
+
+Eager networks get Grad-CAM on the layers the model names: `ModelSpec.saliency_layer` for
+findings, `study_saliency_layer` (default: the same) for the study. TorchScript networks, which
+have no module hooks, models naming no layer, and targets that do not depend on their layer get
+the absolute input gradient, smoothed. Either way a map is ReLU'd and scaled to 0..1.
+
+Targets: for a finding, the sum of its label's segmentation logit over the finding's voxels on
+each slice of its box; for the study, the slice logit on the slices that matter (the findings'
+slices and the top-scoring ones), so saliency costs a fraction of the forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerAttribution, LayerGradCam, Saliency
+from torch import nn
+
+from inference.engine.types import Finding, ModelSpec
+
+Progress = Callable[[str, float], None]
+_UNUSED_LAYER = ("not have been used in the graph", "does not require grad")
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One slice to explain: for the study (finding 0) or for one finding on that slice."""
+
+    z: int
+    finding: int = 0
+    channel: int = 0
+
+
+def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def _smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, 1, H, W) maps."""
+    kernel = _gaussian_kernel(sigma, maps.device)
+    pad = kernel.numel() // 2
+    maps = F.conv2d(F.pad(maps, (pad, pad, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(maps, (0, 0, pad, pad), mode="replicate"), kernel.view(1, 1, -1, 1))
+
+
+class _Explainer:
+    """Attributions of (N,) targets to (N, 1, H, W) inputs, as (N, H, W) maps >= 0.
+
+    Each kind of target has its Grad-CAM layer (None: input gradients). A target that does
+    not depend on its layer (a slice head fed from before a decoder layer) falls back to input
+    gradients, once and for the rest of the job.
+    """
+
+    def __init__(self, network: nn.Module, spec: ModelSpec) -> None:
+        self.network = network
+        scripted = isinstance(network, torch.jit.ScriptModule)
+        names = {"finding": spec.saliency_layer, "study": spec.study_saliency_layer or spec.saliency_layer}
+        self.layers = {
+            kind: None if scripted or not name else network.get_submodule(name)
+            for kind, name in names.items()
+        }
+
+    def study_target(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)[1][:, 0]
+
+    def finding_target(self, x: torch.Tensor, masks: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+        logits = self.network(x)[0]
+        picked = logits[torch.arange(logits.shape[0], device=logits.device), channels]
+        return (picked * masks).sum(dim=(1, 2))
+
+    def attribute(self, kind: str, x: torch.Tensor, extra: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        forward = self.study_target if kind == "study" else self.finding_target
+        size = (x.shape[-2], x.shape[-1])
+        layer = self.layers[kind]
+        if layer is not None:
+            try:
+                cam = LayerGradCam(forward, layer).attribute(x, additional_forward_args=extra or None)
+                maps = LayerAttribution.interpolate(cam.detach().float(), size, "bilinear")
+                return torch.relu(maps[:, 0])
+            except RuntimeError as error:  # autograd's words for "the target never saw the layer"
+                if not any(words in str(error) for words in _UNUSED_LAYER):
+                    raise
+                self.layers[kind] = None
+        x = x.detach().requires_grad_()
+        grads = Saliency(forward).attribute(x, additional_forward_args=extra or None, abs=True)
+        return _smooth(grads.detach().float(), sigma=max(2.0, size[-1] / 64))[:, 0]
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    peak = float(values.max()) if values.size else 0.0
+    scaled: np.ndarray = (values / peak if peak > 0 else np.zeros_like(values)).astype(np.float32)
+    return scaled
+
+
+def _study_slices(findings: Sequence[Finding], slice_scores: np.ndarray, top_k: int) -> list[int]:
+    chosen = {int(z) for z in np.argsort(-slice_scores, kind="stable")[:top_k]}
+    for finding in findings:
+        chosen.update(range(*finding.bbox[0]))
+    return sorted(chosen)
+
+
+def explain(
+    network: nn.Module,
+    slices: torch.Tensor,
+    mask: np.ndarray,
+    findings: Sequence[Finding],
+    slice_scores: np.ndarray,
+    spec: ModelSpec,
+    *,
+    top_k: int = 8,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The study heatmap (z, y, x) and each finding's heatmap over its box, all float32 0..1.
+
+    `slices` are the preprocessed, padded slices (Z, H', W') on the network's device; `mask`
+    the finding mask (z, y, x) whose finding k drives findings[k - 1]'s map. Study slices not
+    explained stay 0. Needs autograd, so it must not run under `torch.inference_mode()`.
+    """
+    _, height, width = mask.shape
+    explainer = _Explainer(network, spec)
+    channel_of = {label: k for k, label in enumerate(spec.labels)}
+    study_items = [_Item(z) for z in _study_slices(findings, slice_scores, top_k)]
+    finding_items = [
+        _Item(z, finding.index, channel_of.get(finding.label, 0))
+        for finding in findings
+        for z in range(*finding.bbox[0])
+    ]
+    items = study_items + finding_items
+    study = np.zeros(mask.shape, dtype=np.float32)
+    local = {f.index: np.zeros([high - low for low, high in f.bbox], dtype=np.float32) for f in findings}
+    boxes = {f.index: f.bbox for f in findings}
+    mask_device = torch.from_numpy(mask).to(slices.device)
+    batch = max(1, spec.batch_size)
+    # Study and finding items go in separate batches: their targets differ.
+    starts = [*range(0, len(study_items), batch), *range(len(study_items), len(items), batch)]
+    ends = [*starts[1:], len(items)]
+    with torch.enable_grad():
+        for start, end in zip(starts, ends, strict=True):
+            chunk = items[start:end]
+            x = slices[[item.z for item in chunk]].unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            if chunk[0].finding == 0:
+                maps = explainer.attribute("study", x, ())[:, :height, :width].cpu().numpy()
+                study[[item.z for item in chunk]] = maps
+            else:
+                selected = torch.stack([mask_device[item.z] == item.finding for item in chunk]).float()
+                selected = F.pad(selected, (0, x.shape[-1] - width, 0, x.shape[-2] - height))
+                channels = torch.tensor([item.channel for item in chunk], device=slices.device)
+                maps = explainer.attribute("finding", x, (selected, channels)).cpu().numpy()
+                for item, heat in zip(chunk, maps, strict=True):
+                    (z0, _), (y0, y1), (x0, x1) = boxes[item.finding]
+                    local[item.finding][item.z - z0] = heat[y0:y1, x0:x1]
+            if progress is not None:
+                progress("saliency", end / len(items))
+    return _scaled(study), {index: _scaled(values) for index, values in local.items()}
