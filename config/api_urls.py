@@ -18,8 +18,48 @@ urlpatterns = [
         inference_api.JobArrayApi.as_view(),
         name="api-inference-job-array",
     ),
-    path("inference/jobs/<int:pk>/cancel/", inference_api.JobCancelApi.as_view(), name="api-inference-job-cancel"),
-    path("inference/jobs/<int:pk>/rerun/", inference_api.JobRerunApi.as_view(), name="api-inference-job-rerun"),
+    path(
+        "inference/jobs/<int:pk>/cancel/",
+        inference_api.JobCancelApi.as_view(),
+        name="api-inference-job-cancel",
+    ),
+    path(
+        "inference/jobs/<int:pk>/rerun/", inference_api.JobRerunApi.as_view(), name="api-inference-job-rerun"
+    ),
+    path("worklist/", reviews_api.WorklistApi.as_view(), name="api-worklist"),
+    path("projects/", reviews_api.ProjectListApi.as_view(), name="api-projects"),
+    path(
+        "projects/<int:pk>/assignments/",
+        reviews_api.AssignmentCreateApi.as_view(),
+        name="api-project-assignments",
+    ),
+    path("readings/", reviews_api.ReadingListCreateApi.as_view(), name="api-readings"),
+    path("readings/<int:pk>/", reviews_api.ReadingApi.as_view(), name="api-reading"),
+    path(
+        "readings/<int:pk>/heartbeat/",
+        reviews_api.ReadingHeartbeatApi.as_view(),
+        name="api-reading-heartbeat",
+    ),
+    path("readings/<int:pk>/lock/", reviews_api.ReadingLockApi.as_view(), name="api-reading-lock"),
+    path("readings/<int:pk>/reveal/", reviews_api.ReadingRevealApi.as_view(), name="api-reading-reveal"),
+    path("readings/<int:pk>/decisions/", reviews_api.DecisionsApi.as_view(), name="api-reading-decisions"),
+    path(
+        "readings/<int:pk>/decisions/<int:decision_pk>/mask/",
+        reviews_api.DecisionMaskApi.as_view(),
+        name="api-reading-decision-mask",
+    ),
+    path("readings/<int:pk>/submit/", reviews_api.ReadingSubmitApi.as_view(), name="api-reading-submit"),
+    path("feedback/exports/", reviews_api.FeedbackExportCreateApi.as_view(), name="api-feedback-exports"),
+    path(
+        "feedback/exports/<int:pk>/",
+        reviews_api.FeedbackExportStatusApi.as_view(),
+        name="api-feedback-export",
+    ),
+    path(
+        "feedback/exports/<int:pk>/file/",
+        reviews_api.FeedbackExportFileApi.as_view(),
+        name="api-feedback-export-file",
+    ),
     path(
         "audit/events/export/<str:export_format>/",
         audit_api.AuditEventExportApi.as_view(),

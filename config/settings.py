@@ -118,6 +118,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Object permissions (reviews.permissions): asked with an object, answered by django-rules.
+    "rules.permissions.ObjectPermissionBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -298,7 +300,9 @@ INFERENCE_MAX_RETRIES = env_int("INFERENCE_MAX_RETRIES", 3, minimum=0)  # of nam
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "")
 # torch threads per worker process (0: torch's default, all cores); CPU workers side by side
 # should share the cores between them.
-INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", 0, minimum=0)  # "cpu", "cuda", "cuda:1"; empty: CUDA when present
+INFERENCE_TORCH_THREADS = env_int(
+    "INFERENCE_TORCH_THREADS", 0, minimum=0
+)  # "cpu", "cuda", "cuda:1"; empty: CUDA when present
 if INFERENCE_TIME_LIMIT <= INFERENCE_SOFT_TIME_LIMIT:
     raise ConfigError("INFERENCE_TIME_LIMIT", "must be greater than INFERENCE_SOFT_TIME_LIMIT")
 CELERY_TASK_ROUTES = {"inference.job_run": {"queue": "inference"}}
@@ -323,5 +327,7 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         # kombu warns that the filesystem transport has no host name: it needs none.
         "kombu.connection": {"level": "ERROR"},
+        # highdicom logs every module it copies from the source images at INFO.
+        "highdicom": {"level": "WARNING"},
     },
 }

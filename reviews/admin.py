@@ -1,1 +1,153 @@
-"""Django admin registrations of the reviews app."""
+"""Django admin of the reviews app: projects and their members, worklist entries and
+assignments (written through reviews.services, so round-robin and the audit trail apply),
+readings and decisions (read-only: they change only through the reading workflow)."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from reviews.models import (
+    READER_ROLES,
+    Assignment,
+    Decision,
+    FeedbackExport,
+    ProjectMember,
+    ProjectStudy,
+    Reading,
+    ReadingProject,
+)
+from reviews.services import assignment_create, assignment_round_robin, project_studies_add
+from viewer.admin import ReadOnlyAdmin
+
+
+class ProjectMemberInline(admin.TabularInline):
+    model = ProjectMember
+    extra = 1
+    fields = ["user", "role"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(ReadingProject)
+class ReadingProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "reading_mode", "show_ai_to_annotators", "all_studies", "auto_enrol", "active"]
+    list_filter = ["reading_mode", "active"]
+    search_fields = ["name"]
+    inlines = [ProjectMemberInline]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # readings and decisions keep their project: deactivate it instead
+
+
+class AssignForm(forms.Form):
+    reader = forms.ModelChoiceField(queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, projects=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        reader = self.fields["reader"]
+        assert isinstance(reader, forms.ModelChoiceField)
+        reader.queryset = (
+            get_user_model()
+            .objects.filter(memberships__project__in=projects, memberships__role__in=READER_ROLES)
+            .distinct()
+            .order_by("username")
+        )
+
+
+@admin.register(ProjectStudy)
+class ProjectStudyAdmin(admin.ModelAdmin):
+    list_display = ["study", "project", "ai_triage", "reading_status", "waiting_since", "added_at"]
+    list_filter = ["project", "ai_triage", "reading_status"]
+    search_fields = ["study__study_uid", "study__accession_number", "study__patient__patient_id"]
+    list_select_related = ["study", "project"]
+    autocomplete_fields = ["study"]
+    fields = ["project", "study"]
+    actions = ["assign_to_reader", "assign_round_robin"]
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_assign_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("reviews.add_assignment"))
+
+    def save_model(self, request, obj, form, change):
+        # Joining a project goes through the service: round-robin assignment and the audit trail.
+        entries = project_studies_add(project=obj.project, studies=[obj.study], user=request.user)
+        if entries:
+            obj.pk = entries[0].pk
+
+    @admin.action(description="Assign the selected studies to a reader…", permissions=["assign"])
+    def assign_to_reader(self, request: HttpRequest, queryset: QuerySet[ProjectStudy]):
+        projects = {entry.project for entry in queryset.select_related("project")}
+        form = AssignForm(request.POST if "reader" in request.POST else None, projects=projects)
+        if form.is_bound and form.is_valid():
+            reader, done = form.cleaned_data["reader"], 0
+            for entry in queryset.select_related("project", "study__patient"):
+                if ProjectMember.objects.filter(
+                    project=entry.project, user=reader, role__in=READER_ROLES
+                ).exists():
+                    assignment_create(
+                        project=entry.project, study=entry.study, reader=reader, user=request.user
+                    )
+                    done += 1
+            messages.success(request, f"{done} stud{'y' if done == 1 else 'ies'} assigned to {reader}.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Assign studies to a reader",
+            "form": form,
+            "entries": queryset,
+            "action": "assign_to_reader",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reviews/assign.html", context)
+
+    @admin.action(description="Assign the selected studies round-robin", permissions=["assign"])
+    def assign_round_robin(self, request: HttpRequest, queryset: QuerySet[ProjectStudy]) -> None:
+        done = sum(
+            1
+            for entry in queryset.select_related("project", "study")
+            if assignment_round_robin(project=entry.project, study=entry.study) is not None
+        )
+        messages.success(request, f"{done} stud{'y' if done == 1 else 'ies'} assigned round-robin.")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["study", "project", "reader", "assigned_by", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["study__study_uid", "reader__username"]
+    list_select_related = ["study", "project", "reader", "assigned_by"]
+    autocomplete_fields = ["study", "reader"]
+    fields = ["project", "study", "reader"]
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved = assignment_create(project=obj.project, study=obj.study, reader=obj.reader, user=request.user)
+        obj.pk = saved.pk
+
+
+@admin.register(Reading)
+class ReadingAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "study", "project", "reader", "phase", "version", "submitted_at"]
+    list_filter = ["project", "phase", "reading_mode"]
+    search_fields = ["study__study_uid", "reader__username"]
+    list_select_related = ["study", "project", "reader"]
+    exclude = ["slice_uids"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "reading", "target", "kind", "phase", "reader", "dice", "confidence", "created_at"]
+    list_filter = ["kind", "phase", "project", "reading_mode"]
+    search_fields = ["reading__study__study_uid", "reader__username"]
+    list_select_related = ["reading", "reader"]
+
+
+@admin.register(FeedbackExport)
+class FeedbackExportAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "requested_by", "status", "written", "total", "created_at", "finished_at"]

@@ -7,7 +7,20 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
+        from inference.selectors import job_scope_register
+        from inference.signals import job_finished
+        from reviews import permissions  # noqa: F401 (registers the object permissions with rules)
+        from reviews.receivers import on_instance_stored, on_job_finished
         from reviews.roles import roles_sync_after_migrate
+        from reviews.selectors import ai_scope, study_scope
+        from viewer.selectors import study_scope_register
+        from viewer.signals import instance_stored
 
         # Once per migrate: reviews is the last app, so every permission exists by then.
         post_migrate.connect(roles_sync_after_migrate, sender=self, dispatch_uid="reviews.roles_sync")
+        # Who sees which study and whose AI output: decided with the viewer's and inference's
+        # own rules, in their queries (viewer.selectors, inference.selectors).
+        study_scope_register(study_scope)
+        job_scope_register(ai_scope)
+        instance_stored.connect(on_instance_stored, dispatch_uid="reviews.study_arrived")
+        job_finished.connect(on_job_finished, dispatch_uid="reviews.triage_refresh")

@@ -32,6 +32,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # inference.view_inferencejob: sees AI jobs and outputs of the studies they can read;
     # add_/change_inferencejob: may ask for, re-run and cancel jobs; view_shadow_output:
     # sees shadow models' outputs too (monitoring; never readers).
+    # reviews.add_reading: may read the studies of the projects they are a reader of
+    # (which ones: reviews.permissions); reviews.view_reading: sees everybody's readings;
+    # reviews.view_all_studies: sees every study whatever the projects (viewer.selectors);
+    # reviews.export_feedback: exports the labelled feedback; the project, membership,
+    # worklist entry and assignment permissions run the projects (admin, API).
     Role.RADIOLOGIST: [
         "viewer.view_study",
         "viewer.add_pacspull",
@@ -39,8 +44,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inference.view_inferencejob",
         "inference.add_inferencejob",
         "inference.change_inferencejob",
+        "reviews.add_reading",
     ],
-    Role.ANNOTATOR: ["viewer.view_study", "inference.view_inferencejob"],
+    Role.ANNOTATOR: ["viewer.view_study", "inference.view_inferencejob", "reviews.add_reading"],
     Role.ADJUDICATOR: ["viewer.view_study", "inference.view_inferencejob"],
     Role.ADMIN: [
         "viewer.view_study",
@@ -63,6 +69,23 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inference.change_modelversion",
         "audit.view_auditevent",
         "audit.export_auditevent",
+        "reviews.view_all_studies",
+        "reviews.export_feedback",
+        "reviews.view_readingproject",
+        "reviews.add_readingproject",
+        "reviews.change_readingproject",
+        "reviews.view_projectmember",
+        "reviews.add_projectmember",
+        "reviews.change_projectmember",
+        "reviews.delete_projectmember",
+        "reviews.view_projectstudy",
+        "reviews.add_projectstudy",
+        "reviews.view_assignment",
+        "reviews.add_assignment",
+        "reviews.delete_assignment",
+        "reviews.view_reading",
+        "reviews.view_decision",
+        "reviews.view_feedbackexport",
     ],
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from reviews.roles import Role
-from tests.factories import UserFactory
+from tests.factories import UserFactory, department_member
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -36,22 +36,25 @@ def require_service(available: bool, what: str, hint: str) -> None:
 
 
 # --- The cast: one named user per role ---------------------------------------------
+# Readers see the studies of their reading projects (reviews.selectors.study_scope). The cast
+# belongs to a department-wide project that holds every study, so suites about something else
+# see every study; tests/reviews/conftest.py gives the cast without it.
 @pytest.fixture
 def rita(db: Any) -> Any:
     """Rita, a radiologist."""
-    return UserFactory(username="rita", role=Role.RADIOLOGIST)
+    return department_member(UserFactory(username="rita", role=Role.RADIOLOGIST), Role.RADIOLOGIST)
 
 
 @pytest.fixture
 def anna(db: Any) -> Any:
     """Anna, an annotator."""
-    return UserFactory(username="anna", role=Role.ANNOTATOR)
+    return department_member(UserFactory(username="anna", role=Role.ANNOTATOR), Role.ANNOTATOR)
 
 
 @pytest.fixture
 def adi(db: Any) -> Any:
     """Adi, an adjudicator."""
-    return UserFactory(username="adi", role=Role.ADJUDICATOR)
+    return department_member(UserFactory(username="adi", role=Role.ADJUDICATOR), Role.ADJUDICATOR)
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 
 Who may see which study is decided in exactly one place,
 `study_queryset_for_user`; every other read of the index (DICOMweb, the viewer
-pages) starts from it, so narrowing access later (per project, per site) is a
-change to that one function.
+pages) starts from it. The viewer knows nothing of projects: an app that narrows
+access (reviews: a reader sees the studies of their reading projects) registers a
+scope with `study_scope_register` when it starts, and the scope's condition joins
+the same query.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -17,9 +20,22 @@ from viewer.models import Instance, Series, Study
 
 VIEW_STUDY_PERMISSION = "viewer.view_study"
 
+# (user=) -> a condition on Study that the user's studies must also meet.
+StudyScope = Callable[..., Q]
+_study_scopes: list[StudyScope] = []
+
+
+def study_scope_register(scope: StudyScope) -> None:
+    """Narrows every read of the index to studies that also meet `scope(user=...)`'s condition
+    (called once, from an AppConfig.ready())."""
+    if scope not in _study_scopes:
+        _study_scopes.append(scope)
+
 
 def study_queryset_for_user(*, user: Any) -> QuerySet[Study]:
-    """The studies `user` may see: all of them with `viewer.view_study`, else none.
+    """The studies `user` may see: with `viewer.view_study`, those every registered scope
+    allows (reviews: all for admins, else the studies of the user's reading projects);
+    without it none. Superusers see all.
 
     The permission is tested inside the query that uses these studies (an
     EXISTS over the user's and their groups' permissions, as Django's
@@ -34,6 +50,8 @@ def study_queryset_for_user(*, user: Any) -> QuerySet[Study]:
     app_label, codename = VIEW_STUDY_PERMISSION.split(".")
     permission = Permission.objects.filter(codename=codename, content_type__app_label=app_label)
     granted = Q(Exists(permission.filter(user=user.pk))) | Q(Exists(permission.filter(group__user=user.pk)))
+    for scope in _study_scopes:
+        granted &= scope(user=user)
     return Study.objects.filter(granted)
 
 

@@ -163,17 +163,48 @@ def _finding_group(
 def _referenced_segment(seg: Dataset, number: int) -> hd.sr.ReferencedSegment:
     """The segment with its source images; a segment without frames (a finding the reader
     erased) is referenced with its source series instead."""
-    if any(
-        int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == number
-        for frame in seg.PerFrameFunctionalGroupsSequence
-    ):
-        return hd.sr.ReferencedSegment.from_segmentation(seg, segment_number=number)
+    sources = _source_images(seg, number)
+    if sources:
+        return hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_images=sources,
+        )
     return hd.sr.ReferencedSegment(
         sop_class_uid=seg.SOPClassUID,
         sop_instance_uid=seg.SOPInstanceUID,
         segment_number=number,
         source_series=hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID),
     )
+
+
+def _source_images(seg: Dataset, number: int) -> list[hd.sr.SourceImageForSegmentation]:
+    """The images the segment's frames derive from, in frame order. Not highdicom's
+    ReferencedSegment.from_segmentation: with a single segment, highdicom puts the Segment
+    Identification in the shared functional groups, where from_segmentation does not look."""
+    shared = seg.get("SharedFunctionalGroupsSequence", [Dataset()])[0]
+    shared_id = shared.get("SegmentIdentificationSequence")
+    found: dict[str, hd.sr.SourceImageForSegmentation] = {}
+    for frame in seg.get("PerFrameFunctionalGroupsSequence", []):
+        identification = frame.get("SegmentIdentificationSequence") or shared_id
+        if not identification or int(identification[0].ReferencedSegmentNumber) != number:
+            continue
+        for derivation in frame.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                uid = str(source.ReferencedSOPInstanceUID)
+                if uid not in found:
+                    frames = source.get("ReferencedFrameNumber")
+                    found[uid] = hd.sr.SourceImageForSegmentation(
+                        referenced_sop_class_uid=str(source.ReferencedSOPClassUID),
+                        referenced_sop_instance_uid=uid,
+                        referenced_frame_numbers=None
+                        if frames is None
+                        else [
+                            int(f) for f in (frames if source["ReferencedFrameNumber"].VM > 1 else [frames])
+                        ],
+                    )
+    return list(found.values())
 
 
 def _segment(seg: Dataset, number: int) -> Dataset:

@@ -98,7 +98,8 @@ def load_network(source: NetworkSource, device: str | torch.device = "cpu") -> n
         network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         # A served network never learns: saliency differentiates activations and inputs only,
         # and without parameter gradients its passes record no graph before the explained layer.
-        network.requires_grad_(False)
+        for parameter in network.parameters():  # ScriptModules lack requires_grad_()
+            parameter.requires_grad_(False)
         _cache[key] = network
         return network
 

@@ -101,15 +101,17 @@ def run(
     progress: Progress | None = None,
     saliency: bool = True,
     saliency_top_k: int = 8,
+    saliency_max_finding_slices: int | None = None,
 ) -> InferenceResult:
     """Runs `network` over every slice of `volume` and returns probabilities, findings,
     scores and (unless `saliency` is False) heatmaps.
 
     The study score is the highest slice probability from the network's slice head: a study
-    is as suspicious as its most suspicious slice. `progress(stage, fraction)` is called
-    between batches and stages; an exception it raises propagates (that is how a job is
-    cancelled). `timings` holds seconds per stage; "forward" is the model's forward passes
-    alone, synchronised on CUDA.
+    is as suspicious as its most suspicious slice. Saliency explains the top `saliency_top_k`
+    slices and the findings, within a budget of finding slices (see `saliency.explain`).
+    `progress(stage, fraction)` is called between batches and stages; an exception it raises
+    propagates (that is how a job is cancelled). `timings` holds seconds per stage; "forward"
+    is the model's forward passes alone, synchronised on CUDA.
     """
     device = resolve_device(device)
     network = _network_on(network, device)
@@ -135,7 +137,15 @@ def run(
         _report(progress, "saliency", 0.0)
         with _stage(timings, "saliency", device):
             heatmap, finding_heatmaps = explain(
-                network, slices, mask, findings, slice_scores, spec, top_k=saliency_top_k, progress=progress
+                network,
+                slices,
+                mask,
+                findings,
+                slice_scores,
+                spec,
+                top_k=saliency_top_k,
+                max_finding_slices=saliency_max_finding_slices,
+                progress=progress,
             )
     else:
         timings["saliency"] = 0.0

@@ -12,6 +12,7 @@ slices and the top-scoring ones), so saliency costs a fraction of the forward pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from torch import nn
 from inference.engine.types import Finding, ModelSpec
 
 Progress = Callable[[str, float], None]
+MIN_FINDING_SLICES = 64
+FINDING_SLICE_SHARE = 0.15
 _UNUSED_LAYER = ("not have been used in the graph", "does not require grad")
 
 
@@ -100,6 +103,26 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return scaled
 
 
+def finding_slice_budget(depth: int) -> int:
+    """How many finding slices one job explains: enough for a handful of lesions, and a
+    bounded share of a long series, so saliency stays a fraction of the forward pass."""
+    return max(MIN_FINDING_SLICES, math.ceil(FINDING_SLICE_SHARE * depth))
+
+
+def _explained(findings: Sequence[Finding], budget: int) -> list[Finding]:
+    """The findings to explain: most probable (then largest) first while their slices fit the
+    budget; the first always does."""
+    chosen: list[Finding] = []
+    used = 0
+    for finding in sorted(findings, key=lambda f: (-f.max_probability, -f.voxel_count, f.index)):
+        size = finding.bbox[0][1] - finding.bbox[0][0]
+        if chosen and used + size > budget:
+            continue
+        chosen.append(finding)
+        used += size
+    return sorted(chosen, key=lambda f: f.index)
+
+
 def _study_slices(findings: Sequence[Finding], slice_scores: np.ndarray, top_k: int) -> list[int]:
     chosen = {int(z) for z in np.argsort(-slice_scores, kind="stable")[:top_k]}
     for finding in findings:
@@ -116,15 +139,21 @@ def explain(
     spec: ModelSpec,
     *,
     top_k: int = 8,
+    max_finding_slices: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """The study heatmap (z, y, x) and each finding's heatmap over its box, all float32 0..1.
+    """The study heatmap (z, y, x) and the findings' heatmaps over their boxes, float32 0..1.
 
     `slices` are the preprocessed, padded slices (Z, H', W') on the network's device; `mask`
-    the finding mask (z, y, x) whose finding k drives findings[k - 1]'s map. Study slices not
-    explained stay 0. Needs autograd, so it must not run under `torch.inference_mode()`.
+    the finding mask (z, y, x) whose finding k drives findings[k - 1]'s map. The study map
+    covers the top `top_k` slices by score and the explained findings' slices; other slices
+    stay 0. Findings are explained most probable first while their slices fit
+    `max_finding_slices` (default `finding_slice_budget`); the rest get no map, which only a
+    network scattering dozens of findings reaches. Needs autograd: not under inference_mode.
     """
-    _, height, width = mask.shape
+    depth, height, width = mask.shape
+    budget = finding_slice_budget(depth) if max_finding_slices is None else max_finding_slices
+    findings = _explained(findings, budget)
     explainer = _Explainer(network, spec)
     channel_of = {label: k for k, label in enumerate(spec.labels)}
     study_items = [_Item(z) for z in _study_slices(findings, slice_scores, top_k)]

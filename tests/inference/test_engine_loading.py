@@ -54,11 +54,12 @@ def _volume() -> Volume:
     return Volume(hu=hu, geometry=geometry)
 
 
-def test_it_loads_a_state_dict_in_eval_mode_channels_last(state_dict_source, network):
+def test_it_loads_a_state_dict_in_eval_mode_channels_last_without_gradients(state_dict_source, network):
     loaded = load_network(state_dict_source, "cpu")
 
     assert isinstance(loaded, DemoUNet)
     assert not loaded.training
+    assert not any(parameter.requires_grad for parameter in loaded.parameters())
     first_conv = loaded.encoders[0][0].weight
     assert first_conv.is_contiguous(memory_format=torch.channels_last)
     for name, value in network.state_dict().items():
@@ -97,6 +98,7 @@ def test_torchscript_and_state_dict_networks_give_the_same_answer(state_dict_sou
     eager = load_network(state_dict_source, "cpu")
     scripted = load_network(torchscript_source, "cpu")
     assert isinstance(scripted, torch.jit.ScriptModule)
+    assert not any(parameter.requires_grad for parameter in scripted.parameters())
 
     from_eager = run(eager, _volume(), spec, device="cpu", saliency_top_k=1)
     from_script = run(scripted, _volume(), spec, device="cpu", saliency_top_k=1)

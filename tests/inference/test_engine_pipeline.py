@@ -94,6 +94,18 @@ def test_its_heatmaps_lie_on_the_findings():
         assert local.max() == pytest.approx(1.0)
 
 
+def test_it_explains_findings_within_a_budget_of_slices_most_probable_first():
+    result = run(
+        BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=0, saliency_max_finding_slices=3
+    )
+
+    # Finding 2 (900 HU) is the more probable; finding 1's three slices would exceed the budget.
+    assert result.findings[1].max_probability > result.findings[0].max_probability
+    assert set(result.finding_heatmaps) == {2}
+    assert result.heatmap[8:10].any()
+    assert not result.heatmap[3:6].any()
+
+
 def test_a_torchscript_network_gets_smoothed_input_gradients():
     eager = BrightSpots().eval()
     scripted = torch.jit.script(eager)

@@ -16,6 +16,7 @@ TINY = TrainingConfig(
     train_slices=12,
     held_out_studies=2,
     held_out_shape=(20, 64, 64),
+    large_studies=0,
     base=4,
     depth=2,
 )
@@ -46,6 +47,7 @@ def test_the_manifest_describes_the_model_and_loads(tmp_path):
     assert card["demonstration"] is True
     assert card["statement"] == DISCLAIMER
     assert set(card["evaluation"]) >= {"mean_dice", "auc", "sensitivity", "specificity"}
+    assert card["evaluation_512"] is None
     assert card["training"]["reproduce"].startswith("python manage.py train_demo_model --seed 1")
     assert set(manifest.triage) == {"urgent", "priority"}
     clear_cache()

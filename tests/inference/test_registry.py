@@ -71,14 +71,24 @@ def test_a_torchscript_model_registers_and_a_broken_one_is_refused(tmp_path, car
     path = tmp_path / "net.pt"
     scripted.save(str(path))
     call_command(
-        "register_model", name="scripted", model_version="0.1.0", weights=path, format="torchscript", card=card
+        "register_model",
+        name="scripted",
+        model_version="0.1.0",
+        weights=path,
+        format="torchscript",
+        card=card,
     )
     assert ModelVersion.objects.get(name="scripted").format == "torchscript"
 
     path.write_bytes(b"not a model")
     with pytest.raises(CommandError, match="does not load and run"):
         call_command(
-            "register_model", name="broken", model_version="0.1.0", weights=path, format="torchscript", card=card
+            "register_model",
+            name="broken",
+            model_version="0.1.0",
+            weights=path,
+            format="torchscript",
+            card=card,
         )
 
 
@@ -87,7 +97,12 @@ def test_a_network_with_the_wrong_outputs_is_refused(tmp_path, card):
     torch.jit.script(torch.nn.Conv2d(1, 1, 3, padding=1)).save(str(path))
     with pytest.raises(CommandError, match="segmentation logits, slice logit"):
         call_command(
-            "register_model", name="conv", model_version="0.1.0", weights=path, format="torchscript", card=card
+            "register_model",
+            name="conv",
+            model_version="0.1.0",
+            weights=path,
+            format="torchscript",
+            card=card,
         )
 
 
@@ -98,7 +113,10 @@ def test_a_network_with_the_wrong_outputs_is_refused(tmp_path, card):
         ({"name": "Bad Name", "model_version": "1.0.0", "format": "state_dict"}, "name"),
         ({"name": "x", "model_version": "one", "format": "state_dict"}, "semantic version"),
         ({"name": "x", "model_version": "1.0.0", "format": "state_dict", "entry_point": ""}, "entry point"),
-        ({"name": "x", "model_version": "1.0.0", "format": "state_dict", "card": None}, "model card is required"),
+        (
+            {"name": "x", "model_version": "1.0.0", "format": "state_dict", "card": None},
+            "model card is required",
+        ),
     ],
 )
 def test_bad_registrations_say_what_is_wrong(flags, message, card):

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from reviews.management.commands.seed_demo import DEMO_USERS
+from reviews.management.commands.seed_demo import DEMO_PROJECT, DEMO_USERS
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_it_refuses_on_a_production_like_https_deployment(var_dir, settings):
     assert get_user_model().objects.count() == 0
 
 
-def test_it_loads_the_synthetic_demo_studies_once(var_dir):
+def test_it_loads_the_synthetic_demo_studies_once_onto_the_radiologists_worklist(var_dir):
     from viewer.models import Instance, Study
 
     call_command("seed_demo")
@@ -58,3 +58,17 @@ def test_it_loads_the_synthetic_demo_studies_once(var_dir):
     assert set(Study.objects.values_list("patient__patient_id", flat=True)) == {
         f"DEMO{n:04d}" for n in range(1, 7)
     }
+    # ...in a reading project, assigned round-robin to its one reader, the demo radiologist.
+    from reviews.models import Assignment, ProjectStudy, ReadingProject
+    from reviews.selectors import WorklistFilter, worklist_page
+
+    project = ReadingProject.objects.get(name=DEMO_PROJECT)
+    assert ProjectStudy.objects.filter(project=project).count() == 6
+    assert set(Assignment.objects.values_list("reader__username", flat=True)) == {"radiologist"}
+    assert set(project.memberships.values_list("user__username", "role")) == {
+        ("radiologist", "radiologist"),
+        ("annotator", "annotator"),
+        ("adjudicator", "adjudicator"),
+    }
+    radiologist = get_user_model().objects.get(username="radiologist")
+    assert len(worklist_page(user=radiologist, worklist_filter=WorklistFilter(mine=True)).rows) == 6

@@ -40,6 +40,12 @@ class Command(BaseCommand):
                 f"soft tissue {figures['lesion_detection_soft_tissue']}"
             )
         )
+        large = card.get("evaluation_512")
+        if large:
+            self.stdout.write(
+                f"at 512 pixels ({large['studies']} studies): mean Dice {large['mean_dice']}, "
+                f"false findings per study {large['false_findings_per_study']}"
+            )
         self.stdout.write(
             f"wrote {out / manifest['weights']} (sha256 {manifest['sha256']}) and {out / 'model.json'}"
         )

@@ -23,13 +23,17 @@ from django.db import transaction
 from fixtures.synthetic import make_ct_study, write_study
 from inference.models import ModelVersion
 from inference.registry import DEMO_MANIFEST, ModelDescription, RegistryError, model_register
+from reviews.models import MemberRole, ProjectMember, ReadingProject
 from reviews.roles import Role
+from reviews.services import project_studies_add
 from viewer.ingest.service import ingest_file
 from viewer.models import Study
 
 # (seed, lesions): normal studies and studies with one to three lesions.
 DEMO_STUDIES = [(101, 0), (102, 1), (103, 2), (104, 3), (105, 1), (106, 0)]
 DEMO_PATIENT_PREFIX = "DEMO"
+
+DEMO_PROJECT = "Demo chest CT second reading"
 
 DEMO_USERS = {
     "radiologist": (Role.RADIOLOGIST, "Rita", "Radiologist"),
@@ -69,9 +73,13 @@ class Command(BaseCommand):
         model = _ensure_demo_model()
         if model:
             self.stdout.write(f"Registered the demonstration model {model} (active).")
+        project = _ensure_demo_project()
         loaded = 0 if no_studies else _load_demo_studies(slices)
         if loaded:
             self.stdout.write(f"Loaded {loaded} synthetic demo studies.")
+        added = _fill_demo_project(project)
+        if added:
+            self.stdout.write(f"Added {added} demo studies to the reading project {project}.")
 
         self.stdout.write(self.style.WARNING("Demo accounts (local use only, not for patient data):"))
         for username, (role, *_names) in DEMO_USERS.items():
@@ -103,6 +111,31 @@ def _ensure_demo_model() -> str | None:
         return str(model_register(description=description, status=ModelVersion.Status.ACTIVE))
     except RegistryError as exc:
         raise CommandError(f"the demonstration model cannot be registered: {exc}") from exc
+
+
+def _ensure_demo_project() -> ReadingProject:
+    """The demo reading project (unaided first), with the demo radiologist as its reader."""
+    project, _ = ReadingProject.objects.get_or_create(
+        name=DEMO_PROJECT,
+        defaults={"reading_mode": ReadingProject.Mode.UNAIDED_FIRST, "auto_enrol": True},
+    )
+    radiologist = get_user_model().objects.get(username="radiologist")
+    ProjectMember.objects.get_or_create(
+        project=project, user=radiologist, defaults={"role": MemberRole.RADIOLOGIST}
+    )
+    return project
+
+
+def _fill_demo_project(project: ReadingProject) -> int:
+    """Puts the demo studies in the project (round-robin: all to the demo radiologist, its only
+    reader so far), then adds the demo annotator and adjudicator as members."""
+    studies = Study.objects.filter(patient__patient_id__startswith=DEMO_PATIENT_PREFIX)
+    added = len(project_studies_add(project=project, studies=studies))
+    user_model = get_user_model()
+    for username, role in (("annotator", MemberRole.ANNOTATOR), ("adjudicator", MemberRole.ADJUDICATOR)):
+        user = user_model.objects.get(username=username)
+        ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
+    return added
 
 
 def _load_demo_studies(slices: int) -> int:

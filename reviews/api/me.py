@@ -1,4 +1,6 @@
-"""JSON API views of the reviews app (one view per operation)."""
+"""Who the caller is (integrations check their token with it)."""
+
+from __future__ import annotations
 
 from rest_framework import serializers
 from rest_framework.request import Request

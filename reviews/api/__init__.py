@@ -1,0 +1,33 @@
+"""JSON API views of the reviews app (one view per operation); routes in config/api_urls.py."""
+
+from reviews.api.exports import FeedbackExportCreateApi, FeedbackExportFileApi, FeedbackExportStatusApi
+from reviews.api.me import CurrentUserApi
+from reviews.api.readings import (
+    DecisionMaskApi,
+    DecisionsApi,
+    ReadingApi,
+    ReadingHeartbeatApi,
+    ReadingListCreateApi,
+    ReadingLockApi,
+    ReadingRevealApi,
+    ReadingSubmitApi,
+)
+from reviews.api.worklist import AssignmentCreateApi, ProjectListApi, WorklistApi
+
+__all__ = [
+    "AssignmentCreateApi",
+    "CurrentUserApi",
+    "DecisionMaskApi",
+    "DecisionsApi",
+    "FeedbackExportCreateApi",
+    "FeedbackExportFileApi",
+    "FeedbackExportStatusApi",
+    "ProjectListApi",
+    "ReadingApi",
+    "ReadingHeartbeatApi",
+    "ReadingListCreateApi",
+    "ReadingLockApi",
+    "ReadingRevealApi",
+    "ReadingSubmitApi",
+    "WorklistApi",
+]

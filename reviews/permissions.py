@@ -1,0 +1,84 @@
+"""Who may do what to which object, as `rules` predicates (django-rules).
+
+Two layers. The role layer is Django's model permissions held by the role groups
+(reviews.roles.ROLE_PERMISSIONS): `reviews.add_reading` lets a role read at all,
+`reviews.view_reading` lets it see everybody's readings, `reviews.export_feedback` lets it
+export. The object layer is here: the names below are asked with an object,
+`user.has_perm("reviews.write_reading", reading)`, and answered by rules'
+ObjectPermissionBackend. Their names differ from the model permissions on purpose: Django's
+ModelBackend answers only without an object, rules only with one.
+
+Which studies a user sees at all is decided elsewhere, once (viewer.selectors with the scope
+reviews.selectors.study_scope); these rules decide what they may do with what they see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rules
+
+from reviews.models import READER_ROLES, MemberRole, ProjectMember, ProjectStudy, Reading, ReadingProject
+
+READ_STUDY = "reviews.read_study"  # (ProjectStudy) open a reading of it
+SEE_READING = "reviews.see_reading"  # (Reading)
+WRITE_READING = "reviews.write_reading"  # (Reading) heartbeat, lock, decide, submit
+SEE_AI = "reviews.see_ai"  # (ReadingProject) see the AI's output while reading in it
+EXPORT_FEEDBACK = "reviews.export_feedback"  # model permission (no object)
+ASSIGN = "reviews.add_assignment"  # model permission (no object)
+
+
+def _has(name: str) -> Any:
+    @rules.predicate(name=f"has {name}")
+    def has(user: Any) -> bool:
+        return bool(user.has_perm(name))
+
+    return has
+
+
+def member_role(user: Any, project: ReadingProject) -> str | None:
+    """The user's role in the project, or None when they are not a member."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    cache = user.__dict__.setdefault("_reviews_roles", {})
+    if project.pk not in cache:
+        cache[project.pk] = (
+            ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+        )
+    role: str | None = cache[project.pk]
+    return role
+
+
+def ai_hidden_from(role: str | None, project: ReadingProject) -> bool:
+    return role == MemberRole.ANNOTATOR and not project.show_ai_to_annotators
+
+
+@rules.predicate
+def reads_the_project(user: Any, entry: ProjectStudy | None) -> bool:
+    if entry is None:
+        return False
+    return entry.project.active and member_role(user, entry.project) in READER_ROLES
+
+
+@rules.predicate
+def owns_the_reading(user: Any, reading: Reading | None) -> bool:
+    return reading is not None and reading.reader_id == user.pk
+
+
+@rules.predicate
+def reads_its_project(user: Any, reading: Reading | None) -> bool:
+    if reading is None:
+        return False
+    return reading.project.active and member_role(user, reading.project) in READER_ROLES
+
+
+@rules.predicate
+def sees_the_ai(user: Any, project: ReadingProject | None) -> bool:
+    return project is not None and not ai_hidden_from(member_role(user, project), project)
+
+
+may_read = _has("reviews.add_reading")
+rules.add_perm(READ_STUDY, may_read & reads_the_project)
+rules.add_perm(SEE_READING, owns_the_reading | _has("reviews.view_reading"))
+rules.add_perm(WRITE_READING, may_read & owns_the_reading & reads_its_project)
+rules.add_perm(SEE_AI, sees_the_ai)

@@ -1,1 +1,0 @@
-"""Writes and workflows of the reviews app (keyword-only, typed, named <entity>_<action>)."""

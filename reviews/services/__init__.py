@@ -1,0 +1,58 @@
+"""Writes and workflows of the reviews app (keyword-only, typed, named <entity>_<action>).
+
+Other code imports from here: `from reviews.services import reading_lock`.
+"""
+
+from reviews.services.decisions import DecisionInput, decision_record
+from reviews.services.export import (
+    FeedbackFilter,
+    feedback_decisions,
+    feedback_export_build,
+    feedback_export_fetched,
+    feedback_export_request,
+    feedback_export_write,
+)
+from reviews.services.projects import (
+    assignment_create,
+    assignment_round_robin,
+    project_status_refresh,
+    project_studies_add,
+    project_triage_refresh,
+    reading_entry,
+    study_arrived,
+)
+from reviews.services.readings import (
+    MAX_HEARTBEAT_SECONDS,
+    reading_heartbeat,
+    reading_lock,
+    reading_reveal,
+    reading_start,
+    reading_update,
+)
+from reviews.services.submission import StoreRefused, reading_submit
+
+__all__ = [
+    "MAX_HEARTBEAT_SECONDS",
+    "DecisionInput",
+    "FeedbackFilter",
+    "StoreRefused",
+    "assignment_create",
+    "assignment_round_robin",
+    "decision_record",
+    "feedback_decisions",
+    "feedback_export_build",
+    "feedback_export_fetched",
+    "feedback_export_request",
+    "feedback_export_write",
+    "project_status_refresh",
+    "project_studies_add",
+    "project_triage_refresh",
+    "reading_entry",
+    "reading_heartbeat",
+    "reading_lock",
+    "reading_reveal",
+    "reading_start",
+    "reading_submit",
+    "reading_update",
+    "study_arrived",
+]

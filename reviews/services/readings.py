@@ -1,0 +1,282 @@
+"""A reading's life: start, heartbeat, draft text, lock (which reveals the AI), reveal.
+
+Every write but the heartbeat sends the version it read; a write is one conditional UPDATE
+on (pk, version, phase), so of two writes made from the same version one wins and the other
+gets StaleVersion (HTTP 409) having changed nothing. Submitting is in reviews.services.submission.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.codes import Action, EventID
+from audit.services import audit_record
+from inference.auditing import audit_outputs_accessed
+from inference.models import InferenceJob, ModelVersion
+from inference.selectors import jobs_for_user
+from reviews.errors import Conflict, Invalid, StaleVersion
+from reviews.masks import series_geometry
+from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
+from reviews.permissions import ai_hidden_from, member_role
+from reviews.services.projects import project_status_refresh
+from viewer.models import Series
+
+Phase = Reading.Phase
+MAX_HEARTBEAT_SECONDS = 60
+# Series that are not images a reader draws on.
+_NOT_IMAGES = ("SEG", "SR", "KO", "PR", "RTSTRUCT", "OT")
+
+
+def reading_start(
+    *, user: Any, entry: ProjectStudy, request: HttpRequest | None = None
+) -> tuple[Reading, bool]:
+    """The user's reading of the entry's study in its project, opened if it is new (True).
+    The caller has checked reviews.read_study. In an ai-first project (and for a reader the
+    project shows the AI) the reading starts with the AI revealed."""
+    project, study = entry.project, entry.study
+    existing = Reading.objects.filter(project=project, study=study, reader=user).first()
+    if existing is not None:
+        return existing, False
+    role = member_role(user, project) or ""
+    series, job = _reading_series(study_pk=study.pk)
+    geometry = series_geometry(
+        series, slice_uids=job.slice_uids if job is not None and job.slice_uids else None
+    )
+    ai_first = project.reading_mode == ReadingProject.Mode.AI_FIRST and not ai_hidden_from(role, project)
+    revealed = _revealable_job(user=user, series=series) if ai_first else None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            reading = Reading.objects.create(
+                project=project,
+                study=study,
+                reader=user,
+                reader_role=role,
+                reading_mode=project.reading_mode,
+                phase=Phase.AI_REVEALED if ai_first else Phase.UNAIDED,
+                series=series,
+                slice_uids=geometry.slice_uids,
+                rows=geometry.rows,
+                columns=geometry.columns,
+                revealed_job=revealed,
+                revealed_at=now if ai_first else None,
+            )
+            Assignment.objects.get_or_create(
+                project=project, study=study, reader=user, defaults={"assigned_by": user}
+            )
+            project_status_refresh(project_pk=project.pk, study_pk=study.pk)
+            reading_audit(reading, Action.CREATE, "reading started", request=request)
+    except IntegrityError:  # the same reader opened it twice at once
+        return Reading.objects.get(project=project, study=study, reader=user), False
+    if revealed is not None and request is not None:
+        audit_outputs_accessed(request, revealed)
+    return reading, True
+
+
+def reading_heartbeat(*, reading: Reading, seconds: float) -> Reading:
+    """Adds active seconds to the current phase (unaided, or aided after the lock). Idle
+    time never arrives: the client sends only seconds the reader was active, at most
+    MAX_HEARTBEAT_SECONDS per beat. Needs no version: beats add, they never conflict."""
+    if not 0 < seconds <= MAX_HEARTBEAT_SECONDS:
+        raise Invalid(f"seconds must be more than 0 and at most {MAX_HEARTBEAT_SECONDS}", field="seconds")
+    if reading.phase == Phase.SUBMITTED:
+        raise Conflict("the reading is submitted: its time is no longer counted")
+    field = "unaided_seconds" if reading.phase == Phase.UNAIDED else "aided_seconds"
+    updated = Reading.objects.filter(pk=reading.pk, phase=reading.phase).update(**{field: F(field) + seconds})
+    reading.refresh_from_db()
+    if not updated:  # the phase moved on meanwhile: count the beat in the new one
+        return reading_heartbeat(reading=reading, seconds=seconds)
+    return reading
+
+
+def reading_update(
+    *,
+    reading: Reading,
+    version: int,
+    unaided_impression: str | None = None,
+    final_impression: str | None = None,
+    triage_agreement: str | None = None,
+) -> Reading:
+    """Saves draft text: the unaided impression (before the lock only) and the final impression
+    and triage agreement (after it)."""
+    _check_version(reading, version)
+    if reading.phase == Phase.SUBMITTED:
+        raise Conflict("the reading is submitted and can no longer change")
+    changes: dict[str, Any] = {}
+    if unaided_impression is not None:
+        if reading.phase != Phase.UNAIDED:
+            raise Conflict(
+                "the unaided read is locked: its impression can no longer change", field="unaided_impression"
+            )
+        changes["unaided_impression"] = unaided_impression
+    if final_impression is not None:
+        if reading.phase == Phase.UNAIDED:
+            raise Conflict(
+                "lock the unaided read before writing the final impression", field="final_impression"
+            )
+        changes["final_impression"] = final_impression
+    if triage_agreement is not None:
+        _check_agreement(reading, triage_agreement, required=False)
+        changes["triage_agreement"] = triage_agreement
+    return _write(reading, version, **changes)
+
+
+def reading_lock(
+    *,
+    reading: Reading,
+    version: int,
+    unaided_impression: str | None = None,
+    request: HttpRequest | None = None,
+) -> Reading:
+    """Freezes the unaided read for ever (its findings and impression), then reveals the AI
+    when the reader may see it and a result is there (else the reading stays locked; reveal
+    later with reading_reveal)."""
+    _check_version(reading, version)
+    if reading.phase != Phase.UNAIDED:
+        raise Conflict(f"the unaided read is already locked (the reading is {reading.phase})")
+    now = timezone.now()
+    changes: dict[str, Any] = {"phase": Phase.LOCKED, "locked_at": now}
+    if unaided_impression is not None:
+        changes["unaided_impression"] = unaided_impression
+    job = None
+    if not ai_hidden_from(member_role(reading.reader, reading.project), reading.project):
+        job = _revealable_job(user=reading.reader, series=reading.series)
+    if job is not None:
+        changes.update(phase=Phase.AI_REVEALED, revealed_job=job, revealed_at=now)
+    with transaction.atomic():
+        reading = _write(reading, version, **changes)
+        reading_audit(reading, Action.UPDATE, "unaided read locked", request=request, job=job)
+    if job is not None and request is not None:
+        audit_outputs_accessed(request, job)
+    return reading
+
+
+def reading_reveal(*, reading: Reading, version: int, request: HttpRequest | None = None) -> Reading:
+    """Reveals the AI result that was not there at the lock (or at the start, ai-first)."""
+    _check_version(reading, version)
+    waiting = reading.phase == Phase.LOCKED or (
+        reading.phase == Phase.AI_REVEALED and reading.revealed_job_id is None
+    )
+    if not waiting:
+        raise Conflict(f"there is nothing to reveal: the reading is {reading.phase}")
+    job = _revealable_job(user=reading.reader, series=reading.series)
+    if job is None:
+        raise Conflict("no AI result to reveal yet: the AI has not finished reading this series")
+    with transaction.atomic():
+        reading = _write(
+            reading, version, phase=Phase.AI_REVEALED, revealed_job=job, revealed_at=timezone.now()
+        )
+        reading_audit(reading, Action.UPDATE, "AI revealed", request=request, job=job)
+    if request is not None:
+        audit_outputs_accessed(request, job)
+    return reading
+
+
+# --- Shared by the writes ----------------------------------------------------------------------
+def _check_version(reading: Reading, version: int) -> None:
+    if version != reading.version:
+        raise StaleVersion(sent=version, current=reading.version)
+
+
+def _check_agreement(reading: Reading, value: str, *, required: bool) -> None:
+    if reading.revealed_job_id is None:
+        if value:
+            raise Invalid(
+                "no AI result was revealed: there is no AI triage to agree with", field="triage_agreement"
+            )
+        return
+    allowed = {Reading.Agreement.AGREE, Reading.Agreement.DISAGREE} | (set() if required else {""})
+    if value not in allowed:
+        raise Invalid(
+            "say whether you agree with the AI triage: 'agree' or 'disagree'", field="triage_agreement"
+        )
+
+
+def _write(reading: Reading, version: int, **changes: Any) -> Reading:
+    """One conditional UPDATE on (pk, version, phase) that also moves the version on."""
+    updated = Reading.objects.filter(pk=reading.pk, version=version, phase=reading.phase).update(
+        version=F("version") + 1, updated_at=timezone.now(), **changes
+    )
+    if not updated:
+        current = Reading.objects.get(pk=reading.pk)
+        if current.version != version:
+            raise StaleVersion(sent=version, current=current.version)
+        raise Conflict(f"the reading is now {current.phase}; reload it")
+    reading.refresh_from_db()
+    return reading
+
+
+def _reading_series(*, study_pk: int) -> tuple[Series, InferenceJob | None]:
+    """The series the reader annotates: the one the active model read (newest job), else the
+    image series with the most images."""
+    job = (
+        InferenceJob.objects.filter(
+            series__study_id=study_pk, model_version__status=ModelVersion.Status.ACTIVE
+        )
+        .select_related("series")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if job is not None:
+        return job.series, job
+    series = (
+        Series.objects.filter(study_id=study_pk)
+        .exclude(modality__in=_NOT_IMAGES)
+        .annotate(images=Count("instances", filter=Q(instances__number_of_frames__gte=1)))
+        .filter(images__gt=0)
+        .order_by("-images", "series_number", "pk")
+        .first()
+    )
+    if series is None:
+        raise Invalid("the study holds no images to read")
+    return series, None
+
+
+def _revealable_job(*, user: Any, series: Series) -> InferenceJob | None:
+    """The newest succeeded job of an active model on the reading's series that the reader may see."""
+    return (
+        jobs_for_user(user=user)
+        .filter(
+            series=series,
+            model_version__status=ModelVersion.Status.ACTIVE,
+            status=InferenceJob.Status.SUCCEEDED,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def reading_audit(
+    reading: Reading,
+    action: str,
+    what: str,
+    *,
+    request: HttpRequest | None = None,
+    job: InferenceJob | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    study = reading.study
+    audit_record(
+        event=EventID.PROCEDURE_RECORD,
+        action=action,
+        request=request,
+        user=reading.reader if request is None else None,
+        patient_id=study.patient.patient_id,
+        accession=study.accession_number,
+        study_uid=study.study_uid,
+        series_uid=reading.series.series_uid,
+        model_version=str(job.model_version) if job is not None else "",
+        inference_job_id=job.pk if job is not None else None,
+        detail={
+            "what": what,
+            "reading": reading.pk,
+            "project": reading.project_id,
+            "phase": reading.phase,
+            **(detail or {}),
+        },
+    )

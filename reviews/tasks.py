@@ -1,0 +1,13 @@
+"""Celery tasks of the reviews app: thin wrappers over the services."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from reviews import services
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def feedback_export_run(self: Task, *, export_pk: int) -> None:
+    """Writes one background feedback export (a second delivery finds it claimed; config.jobs)."""
+    services.feedback_export_build(export_pk=export_pk, task_id=self.request.id or "")

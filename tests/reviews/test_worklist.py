@@ -1,0 +1,236 @@
+"""The worklist: AI triage order then waiting time, filters and search, assigned to me,
+self-refreshing rows while AI jobs run, and a constant number of queries per page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from inference.models import InferenceJob
+from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, ReadingProject
+from reviews.selectors import WorklistFilter, worklist_page
+from reviews.services import project_studies_add, project_triage_refresh
+from tests.reviews.helpers import api, model_version
+from viewer.models import Patient, Series, Study
+
+pytestmark = pytest.mark.django_db
+_numbers = itertools.count(1)
+
+
+def make_study(
+    *,
+    hours_waiting: float,
+    triage: str = "",
+    job_status: str = InferenceJob.Status.SUCCEEDED,
+    modality: str = "CT",
+    name: str = "",
+    description: str = "CHEST CT",
+    accession: str = "",
+) -> Study:
+    n = next(_numbers)
+    patient = Patient.objects.create(patient_id=f"P{n:05d}", name=name or f"DOE^PATIENT{n}")
+    study = Study.objects.create(
+        study_uid=f"1.2.3.{n}",
+        patient=patient,
+        study_date=dt.date(2026, 1, 1) + dt.timedelta(days=n),
+        description=description,
+        accession_number=accession or f"ACC{n}",
+        modalities=modality,
+    )
+    Study.objects.filter(pk=study.pk).update(created_at=timezone.now() - dt.timedelta(hours=hours_waiting))
+    study.refresh_from_db()
+    series = Series.objects.create(series_uid=f"1.2.3.{n}.1", study=study, modality=modality)
+    if triage or job_status != InferenceJob.Status.SUCCEEDED:
+        InferenceJob.objects.create(
+            model_version=model_version(),
+            series=series,
+            status=job_status,
+            progress=40 if job_status == InferenceJob.Status.RUNNING else 100,
+            triage=triage,
+            input_hash=f"{n:064d}",
+        )
+    return study
+
+
+@pytest.fixture
+def worklist_project(rita, rob, anna):
+    project = ReadingProject.objects.create(name="Emergency CT")
+    for user, role in (
+        (rita, MemberRole.RADIOLOGIST),
+        (rob, MemberRole.RADIOLOGIST),
+        (anna, MemberRole.ANNOTATOR),
+    ):
+        ProjectMember.objects.create(project=project, user=user, role=role)
+    return project
+
+
+def _uids(page):
+    return [row.study.study_uid for row in page.rows]
+
+
+def test_urgent_studies_come_first_then_priority_then_the_longest_waiting(worklist_project, rita):
+    routine_old = make_study(hours_waiting=30, triage="routine")
+    no_ai_older = make_study(hours_waiting=40)
+    urgent_new = make_study(hours_waiting=1, triage="urgent")
+    priority = make_study(hours_waiting=5, triage="priority")
+    urgent_old = make_study(hours_waiting=10, triage="urgent")
+    routine_new = make_study(hours_waiting=2, triage="routine")
+    project_studies_add(project=worklist_project, studies=Study.objects.all())
+    page = worklist_page(user=rita, worklist_filter=WorklistFilter())
+    expected = [urgent_old, urgent_new, priority, no_ai_older, routine_old, routine_new]
+    assert _uids(page) == [s.study_uid for s in expected]
+    assert [row.entry.ai_triage for row in page.rows] == [
+        "urgent",
+        "urgent",
+        "priority",
+        "",
+        "routine",
+        "routine",
+    ]
+
+
+def test_the_triage_follows_the_ai_when_a_job_finishes(
+    worklist_project, rita, django_capture_on_commit_callbacks
+):
+    study = make_study(hours_waiting=3)
+    project_studies_add(project=worklist_project, studies=[study])
+    assert ProjectStudy.objects.get(study=study).ai_triage == ""
+    job = InferenceJob.objects.create(
+        model_version=model_version(), series=study.series.get(), status="running", input_hash="b" * 64
+    )
+    InferenceJob.objects.filter(pk=job.pk).update(status="succeeded", triage="urgent")
+    job.refresh_from_db()
+    from inference.services import job_finished_announce
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job_finished_announce(job)
+    entry = ProjectStudy.objects.get(study=study)
+    assert (entry.ai_triage, entry.triage_rank) == ("urgent", 0)
+    project_triage_refresh(study_pk=study.pk)  # idempotent
+    assert ProjectStudy.objects.get(study=study).triage_rank == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"priority": "urgent"}, {"urgent"}),
+        ({"priority": "none"}, {"no-ai"}),
+        ({"modality": "mr"}, {"mr"}),
+        ({"q": "smith"}, {"smith"}),
+        ({"q": "ACC-XYZ"}, {"accession"}),
+        ({"q": "abdomen"}, {"abdomen"}),
+        ({"q": "P9"}, set()),
+        ({"status": "read"}, {"read"}),
+        ({"status": "all"}, {"urgent", "no-ai", "mr", "smith", "accession", "abdomen", "read"}),
+        ({}, {"urgent", "no-ai", "mr", "smith", "accession", "abdomen"}),
+    ],
+)
+def test_filters_and_search_narrow_the_list(worklist_project, rita, params, expected):
+    studies = {
+        "urgent": make_study(hours_waiting=1, triage="urgent"),
+        "no-ai": make_study(hours_waiting=2),
+        "mr": make_study(hours_waiting=3, triage="routine", modality="MR"),
+        "smith": make_study(hours_waiting=4, triage="routine", name="SMITH^JOHN"),
+        "accession": make_study(hours_waiting=5, triage="routine", accession="ACC-XYZ-1"),
+        "abdomen": make_study(hours_waiting=6, triage="routine", description="CT ABDOMEN"),
+        "read": make_study(hours_waiting=7, triage="routine"),
+    }
+    project_studies_add(project=worklist_project, studies=studies.values())
+    ProjectStudy.objects.filter(study=studies["read"]).update(reading_status="read")
+    response = api(rita).get("/api/v1/worklist/", params)
+    assert response.status_code == 200, response.content
+    by_uid = {s.study_uid: key for key, s in studies.items()}
+    assert {by_uid[row["study_uid"]] for row in response.json()["results"]} == expected
+
+
+def test_assigned_to_me_shows_only_my_studies(worklist_project, rita, rob):
+    studies = [make_study(hours_waiting=h, triage="routine") for h in (1, 2, 3, 4)]
+    project_studies_add(project=worklist_project, studies=studies)
+    mine = {a.study.study_uid for a in Assignment.objects.filter(reader=rita)}
+    assert len(mine) == 2  # round-robin between Rita and Rob (and Anna, the annotator, reads too)
+    rows = api(rita).get("/api/v1/worklist/", {"mine": "true"}).json()["results"]
+    assert {row["study_uid"] for row in rows} == mine
+    assert all(row["assignees"] == ["rita"] for row in rows)
+
+
+def test_a_reader_sees_only_the_studies_of_their_projects(worklist_project, rita):
+    other = ReadingProject.objects.create(name="Research")
+    mine, theirs = make_study(hours_waiting=1, triage="routine"), make_study(hours_waiting=2, triage="urgent")
+    project_studies_add(project=worklist_project, studies=[mine])
+    project_studies_add(project=other, studies=[theirs])
+    rows = api(rita).get("/api/v1/worklist/").json()["results"]
+    assert [row["study_uid"] for row in rows] == [mine.study_uid]
+
+
+def test_the_page_lists_rows_that_open_the_viewer_and_polls_while_a_job_runs(worklist_project, rita, client):
+    running = make_study(hours_waiting=1, job_status=InferenceJob.Status.RUNNING)
+    project_studies_add(project=worklist_project, studies=[running])
+    client.force_login(rita)
+    page = client.get("/")
+    html = page.content.decode()
+    assert f'data-href="/studies/{running.study_uid}/"' in html
+    assert "data-keynav" in html
+    assert 'hx-trigger="every 5s"' in html
+    assert 'aria-label="AI progress"' in html
+    partial = client.get("/", HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith("<tbody")
+    assert 'hx-trigger="every 5s"' in partial
+    InferenceJob.objects.update(status="succeeded", triage="routine", progress=100)
+    done = client.get("/", HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in done  # the partial stops polling once nothing runs
+
+
+def test_an_empty_worklist_says_so(rita, client):
+    client.force_login(rita)
+    assert b"No studies are waiting for you." in client.get("/").content
+
+
+def test_annotators_do_not_see_the_ai_when_the_project_hides_it(worklist_project, anna):
+    study = make_study(hours_waiting=1, triage="urgent")
+    project_studies_add(project=worklist_project, studies=[study])
+    row = api(anna).get("/api/v1/worklist/").json()["results"][0]
+    assert (row["ai"], row["ai_priority"]) == (None, None)
+    ReadingProject.objects.update(show_ai_to_annotators=True)
+    row = api(anna).get("/api/v1/worklist/").json()["results"][0]
+    assert (row["ai"]["status"], row["ai_priority"]) == ("succeeded", "urgent")
+
+
+def _count_queries(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_a_page_costs_the_same_few_queries_however_many_rows_it_holds(
+    worklist_project, rita, client, django_assert_max_num_queries
+):
+    project_studies_add(project=worklist_project, studies=[make_study(hours_waiting=1, triage="urgent")])
+    client.force_login(rita)
+    client.get("/")  # warm the session
+    few = _count_queries(client, "/")
+    studies = [make_study(hours_waiting=h, triage="routine", job_status="running") for h in range(2, 60)]
+    project_studies_add(project=worklist_project, studies=studies)
+    for study in studies[:10]:
+        Assignment.objects.get_or_create(project=worklist_project, study=study, reader=rita)
+    assert _count_queries(client, "/") == few
+    assert _count_queries(client, "/?mine=1&q=DOE&priority=routine&modality=CT") <= few + 1
+    with django_assert_max_num_queries(15):
+        client.get("/?page=2")
+    api_client = api(rita)
+    with django_assert_max_num_queries(12):
+        assert len(api_client.get("/api/v1/worklist/").json()["results"]) == 50
+
+
+def test_pages_hold_fifty_rows_and_link_to_the_next(worklist_project, rita):
+    project_studies_add(project=worklist_project, studies=[make_study(hours_waiting=h) for h in range(1, 56)])
+    first = api(rita).get("/api/v1/worklist/").json()
+    second = api(rita).get("/api/v1/worklist/", {"page": 2}).json()
+    assert (len(first["results"]), first["has_next"]) == (50, True)
+    assert (len(second["results"]), second["has_next"], second["has_previous"]) == (5, False, True)
+    assert not {r["study_uid"] for r in first["results"]} & {r["study_uid"] for r in second["results"]}
