@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inference.execution import job_execute
-from inference.models import InferenceJob
+from inference.models import InferenceJob, PendingSeries
 from inference.services import input_hash
 from tests.browser.test_viewer import (
     LABELMAP_AS_LISTS,
@@ -34,6 +34,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _queued_job(study: Any) -> InferenceJob:
+    # The test runs its own job: the series' automatic one (a worker of an earlier test may be
+    # running) is called off before the model exists.
+    PendingSeries.objects.all().delete()
     series = Series.objects.get(series_uid=study.series_uid)
     digest, count = input_hash(series=series)
     # Made directly, not through job_request: no task is sent, the test runs the job itself.
