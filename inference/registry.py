@@ -7,7 +7,6 @@ them through a local path, downloading once from object storage when there is no
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from django.db import transaction
 
 from audit.codes import Action, EventID, EventType
 from audit.services import audit_record
-from inference.engine.loading import NetworkSource
+from inference.engine.loading import NetworkSource, file_sha256
 from inference.engine.manifest import read_manifest
 from inference.engine.types import InputSpec, ModelSpec
 from inference.models import ModelVersion
@@ -260,7 +259,6 @@ def _local_weights(model: ModelVersion) -> Path:
 
 def _sha256_file(path: Path) -> str:
     try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return file_sha256(path)
     except OSError as exc:
         raise RegistryError(f"cannot read the weights file {path}: {exc.strerror or exc}") from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import highdicom as hd
 from pydicom.sr.coding import Code
@@ -81,6 +82,13 @@ class AlgorithmInfo:
         )
 
 
+class EquipmentKwargs(TypedDict):
+    manufacturer: str
+    manufacturer_model_name: str
+    software_versions: str
+    device_serial_number: str
+
+
 @dataclass(frozen=True)
 class Equipment:
     """The software that writes the object (General and Enhanced General Equipment)."""
@@ -89,6 +97,15 @@ class Equipment:
     model_name: str
     software_version: str
     serial_number: str
+
+    def as_kwargs(self) -> EquipmentKwargs:
+        """highdicom's equipment keyword arguments, the same for SEG, Parametric Map and SR."""
+        return {
+            "manufacturer": self.manufacturer,
+            "manufacturer_model_name": self.model_name,
+            "software_versions": self.software_version,
+            "device_serial_number": self.serial_number,
+        }
 
     @classmethod
     def for_author(cls, author: Author) -> Equipment:

@@ -72,10 +72,7 @@ def parametric_map(
         series_number=series_number,
         sop_instance_uid=sop_uid,
         instance_number=instance_number,
-        manufacturer=equipment.manufacturer,
-        manufacturer_model_name=equipment.model_name,
-        software_versions=equipment.software_version,
-        device_serial_number=equipment.serial_number,
+        **equipment.as_kwargs(),
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[

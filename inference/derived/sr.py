@@ -98,7 +98,6 @@ def findings_sr(
         series_number=series_number,
         sop_instance_uid=sop_uid,
         instance_number=instance_number,
-        manufacturer=equipment.manufacturer,
         is_complete=complete,
         is_final=final,
         is_verified=verifier is not None,
@@ -107,9 +106,7 @@ def findings_sr(
         content_date=content_datetime.date(),
         content_time=content_datetime.time(),
         series_description=series_description,
-        manufacturer_model_name=equipment.model_name,
-        software_versions=equipment.software_version,
-        device_serial_number=equipment.serial_number,
+        **equipment.as_kwargs(),
     )
     return pin(sr, content_datetime=content_datetime, sop_uid=sop_uid)
 

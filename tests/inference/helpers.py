@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.filewriter import dcmwrite
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
+from inference.derived import to_part10_bytes as part10
 from inference.models import ModelVersion
 from inference.registry import DEMO_MANIFEST, ModelDescription, model_register
 from viewer.ingest.service import ingest_file
@@ -24,12 +24,6 @@ def demo_model(status: str = ModelVersion.Status.ACTIVE, **changes: Any) -> Mode
 
         description = replace(description, **changes)
     return model_register(description=description, status=status)
-
-
-def part10(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def ingest(datasets: Sequence[Dataset]) -> Series:
