@@ -10,9 +10,11 @@ class ReviewsConfig(AppConfig):
         from inference.selectors import job_scope_register
         from inference.signals import job_finished
         from reviews import permissions  # noqa: F401 (registers the object permissions with rules)
+        from reviews.panels import reading_panel
         from reviews.receivers import on_instance_stored, on_job_finished
         from reviews.roles import roles_sync_after_migrate
-        from reviews.selectors import ai_scope, study_scope
+        from reviews.selectors import ai_blind_scope, ai_scope, study_scope
+        from viewer.panels import study_panel_register
         from viewer.selectors import study_scope_register
         from viewer.signals import instance_stored
 
@@ -22,5 +24,7 @@ class ReviewsConfig(AppConfig):
         # own rules, in their queries (viewer.selectors, inference.selectors).
         study_scope_register(study_scope)
         job_scope_register(ai_scope)
+        job_scope_register(ai_blind_scope)
+        study_panel_register(reading_panel)
         instance_stored.connect(on_instance_stored, dispatch_uid="reviews.study_arrived")
         job_finished.connect(on_job_finished, dispatch_uid="reviews.triage_refresh")

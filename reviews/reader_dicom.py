@@ -6,6 +6,10 @@ by index, then the reader's own by number. An overridden AI finding keeps its se
 so the SR can say the reader overrode it and why. UIDs derive from the reading's uid_root and
 its version, and the content time is the reading's last change, so the same reading at the
 same version always gives the same bytes.
+
+The SR also holds the study-level verdict: the AI triage level beside the study score the
+reader saw, and, in the report's Qualitative Evaluations, the agreement with that triage and
+the unaided and final impressions.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from inference.derived import (
     AlgorithmInfo,
     Device,
     Evaluation,
+    Note,
     Person,
     SegmentSpec,
     codes,
@@ -115,13 +120,27 @@ def ordered_decisions(decisions: Sequence[Decision]) -> list[Decision]:
 
 
 def reader_objects(
-    *, reading: Reading, decisions: Sequence[Decision], geometry: Geometry
+    *,
+    reading: Reading,
+    decisions: Sequence[Decision],
+    geometry: Geometry,
+    triage_agreement: str | None = None,
+    final_impression: str | None = None,
 ) -> list[ReaderObject]:
     """The reading's SEG and SR (an SR alone when there is nothing to segment but the AI's
-    study score; nothing when there is neither)."""
+    study score or the reader's verdict; nothing when there is none of these).
+
+    `triage_agreement` and `final_impression` are the verdict given with the submission;
+    None takes the reading's saved draft."""
     job = reading.revealed_job
     ordered = ordered_decisions(decisions)
-    if not ordered and (job is None or job.study_score is None):
+    verdict = study_verdict(
+        reading,
+        triage_agreement=reading.triage_agreement if triage_agreement is None else triage_agreement,
+        final_impression=reading.final_impression if final_impression is None else final_impression,
+    )
+    has_score = job is not None and job.study_score is not None
+    if not ordered and not has_score and not verdict.evaluations and not verdict.notes:
         return []
     when = reading.updated_at
     person = reader_person(reading)
@@ -166,6 +185,9 @@ def reader_objects(
         seg=seg,
         findings=findings,
         study_score=job.study_score if job is not None else None,
+        study_triage=codes.TRIAGE_LEVELS.get(job.triage) if job is not None and has_score else None,
+        study_evaluations=verdict.evaluations,
+        study_notes=verdict.notes,
         series_uid=reading_uid(reading, "sr/series"),
         sop_uid=reading_uid(reading, "sr"),
         series_number=SR_SERIES_NUMBER,
@@ -179,6 +201,29 @@ def reader_objects(
     )
     objects.append(ReaderObject("sr", str(sr.SOPInstanceUID), str(sr.SeriesInstanceUID), to_part10_bytes(sr)))
     return objects
+
+
+@dataclass(frozen=True)
+class StudyVerdict:
+    evaluations: list[Evaluation]
+    notes: list[Note]
+
+
+def study_verdict(reading: Reading, *, triage_agreement: str, final_impression: str) -> StudyVerdict:
+    """The reader's verdict on the whole study as SR items: the agreement with the AI triage
+    (when given) and the impressions that hold text (unaided first, then the final one)."""
+    evaluations: list[Evaluation] = []
+    if triage_agreement:
+        evaluations.append((codes.TRIAGE_AGREEMENT, codes.TRIAGE_AGREEMENTS[triage_agreement]))
+    notes: list[Note] = [
+        (concept, text.strip())
+        for concept, text in (
+            (codes.UNAIDED_IMPRESSION, reading.unaided_impression),
+            (codes.IMPRESSION, final_impression),
+        )
+        if text.strip()
+    ]
+    return StudyVerdict(evaluations=evaluations, notes=notes)
 
 
 def _label(decision: Decision) -> str:

@@ -76,6 +76,16 @@ def ai_scope(*, user: Any) -> Q:
     )
 
 
+def ai_blind_scope(*, user: Any) -> Q:
+    """Condition on InferenceJob: no AI output of a study the user is reading blind (an
+    unaided read not locked yet, or locked with no AI revealed): the AI reaches the reader
+    through the reading's reveal only, whatever route they try."""
+    blind = Reading.objects.filter(
+        reader=user.pk, study=OuterRef("series__study_id"), revealed_job__isnull=True
+    ).exclude(phase=Reading.Phase.SUBMITTED)
+    return ~Q(Exists(blind))
+
+
 # --- Projects ------------------------------------------------------------------------------
 def projects_for_user(*, user: Any) -> QuerySet[ReadingProject]:
     """The active projects whose worklist the user sees: all for admins, else their own."""
@@ -98,6 +108,17 @@ def project_entry_for_reader(
         project__active=True, project__memberships__user=user, project__memberships__role__in=READER_ROLES
     )
     return mine.order_by("added_at", "pk").first()
+
+
+def department_project_for_reader(*, user: Any, project_pk: int | None = None) -> ReadingProject | None:
+    """The active `all_studies` project in which the user reads (the given one, else their
+    oldest): any study may be read through it."""
+    projects = ReadingProject.objects.filter(
+        active=True, all_studies=True, memberships__user=user, memberships__role__in=READER_ROLES
+    )
+    if project_pk is not None:
+        projects = projects.filter(pk=project_pk)
+    return projects.order_by("pk").first()
 
 
 # --- The worklist ---------------------------------------------------------------------------

@@ -38,13 +38,18 @@ DEPARTMENT = "Department (every study)"
 
 
 def department_member(user: Any, role: str) -> Any:
-    """Makes `user` a member of a department-wide reading project (`all_studies`, AI shown to
-    annotators too), so they see every study as before reading projects narrowed who sees what.
-    Suites that test the narrowing itself (tests/reviews) use readers without it."""
+    """Makes `user` a member of a department-wide reading project (`all_studies`, AI first and
+    shown to annotators too), so they see every study and its AI as before reading projects
+    narrowed who sees what. Suites that test the narrowing itself (tests/reviews) use readers without it."""
     from reviews.models import ProjectMember, ReadingProject
 
     project, _ = ReadingProject.objects.get_or_create(
-        name=DEPARTMENT, defaults={"all_studies": True, "show_ai_to_annotators": True}
+        name=DEPARTMENT,
+        defaults={
+            "all_studies": True,
+            "show_ai_to_annotators": True,
+            "reading_mode": ReadingProject.Mode.AI_FIRST,
+        },
     )
     ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
     return user

@@ -20,6 +20,7 @@ from pydicom.datadict import keyword_for_tag
 from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.ingest.service import IngestOutcome, ingest_upload
 from viewer.models import Instance, Study
+from viewer.panels import study_panels
 from viewer.selectors import study_queryset_for_user
 from viewer.store import is_valid_uid
 
@@ -138,6 +139,10 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
         .filter(instance_count__gt=0)
         .order_by("series_number", "pk")
     )
+    panels = study_panels(request, study)
+    hides_ai = any(panel.hides_ai for panel in panels)
+    hidden = frozenset().union(*(panel.hidden_series for panel in panels))
+    series = [s for s in series if s.series_uid not in hidden]
     _audit_viewer_opened(request, study)
     first_metadata = Instance.objects.filter(pk__in=[s.first_instance for s in series]).values_list(
         "metadata", flat=True
@@ -148,7 +153,8 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
         "patient_name": _person_name(study.patient.name) or study.patient.patient_id,
         "series_list": series,
         "dicomweb_root": reverse("dicomweb:studies").removesuffix("/studies"),
-        "ai_url": _ai_url(study.study_uid) if request.user.has_perm(AI_PERMISSION) else "",
+        "ai_url": _ai_url(study.study_uid) if request.user.has_perm(AI_PERMISSION) and not hides_ai else "",
+        "panels": panels,
         "tag_keywords": _tag_keywords(first_metadata),
     }
     return render(request, "viewer/study.html", context)

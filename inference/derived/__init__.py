@@ -12,7 +12,7 @@ from .authors import WORKSTATION, AlgorithmInfo, Author, Device, Equipment, Pers
 from .files import ValidatorMissing, dciodvfy_check, dciodvfy_messages, to_part10_bytes
 from .pmap import parametric_map, stored_to_real
 from .seg import SegmentSpec, segment_tracking_uid, segmentation
-from .sr import Evaluation, findings_sr
+from .sr import Evaluation, Note, findings_sr
 
 __all__ = [
     "WORKSTATION",
@@ -21,6 +21,7 @@ __all__ = [
     "Device",
     "Equipment",
     "Evaluation",
+    "Note",
     "Person",
     "SegmentSpec",
     "ValidatorMissing",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 
 from . import codes
@@ -78,7 +79,28 @@ def pin(ds: Dataset, *, content_datetime: dt.datetime, sop_uid: str) -> Dataset:
 
     ds.walk(_dimension_uid)
     _declare_local_scheme(ds)
+    _unicode_when_needed(ds)
     return ds
+
+
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def _unicode_when_needed(ds: Dataset) -> None:
+    """Declares UTF-8 (ISO_IR 192) when any text is beyond ASCII, e.g. a reader's impression
+    or name: the source's character set (often none, i.e. ASCII) need not hold it."""
+    found = False
+
+    def _look(dataset: Dataset, element: DataElement) -> None:
+        nonlocal found
+        if found or element.VR not in _TEXT_VRS or element.value is None:
+            return
+        values = element.value if isinstance(element.value, MultiValue) else [element.value]
+        found = any(not str(value).isascii() for value in values)
+
+    ds.walk(_look)
+    if found:
+        ds.SpecificCharacterSet = "ISO_IR 192"
 
 
 def _declare_local_scheme(ds: Dataset) -> None:

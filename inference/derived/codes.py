@@ -3,7 +3,8 @@
 Standard DCM, SCT, UCUM, LOINC and NCIt codes where a real one exists; the rest come from
 one declared local scheme, 99OVERREAD, which is named in each object's Coding Scheme
 Identification Sequence. DICOM has no standard code yet for a reader accepting or
-overriding an AI finding (IHE AIRAI is settling this): when one arrives, change it here.
+overriding an AI finding, or agreeing with an AI triage (IHE AIRAI is settling this): when
+one arrives, change it here. Local code values are at most 16 characters (SH).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ READER = Code("C28747", "NCIt", "Reader")  # CID 7453 Performing Roles
 ADJUDICATOR = Code("C96561", "NCIt", "Adjudicator")  # CID 7453
 PHYSICIAN = Code("309343006", "SCT", "Physician")  # CID 7452 Organizational Roles
 CT_UNSPECIFIED_BODY_REGION = Code("25045-6", "LN", "CT unspecified body region")  # CID 100
+
+# The TID 1500 containers highdicom does not name, and the language it defaults to.
+IMAGING_MEASUREMENT_REPORT = Code("126000", "DCM", "Imaging Measurement Report")  # CID 7021
+PROCEDURE_REPORTED = Code("121058", "DCM", "Procedure reported")
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500 row 12
+ENGLISH = Code("en-US", "RFC5646", "English (United States)")
 
 # BodyPartExamined -> CID 4031 Common Anatomic Regions (PS3.16 Annex L), for Frame Anatomy.
 ENTIRE_BODY = Code("38266002", "SCT", "Entire body")
@@ -72,6 +79,17 @@ WRONG_LOCATION = _local("WRONG-LOCATION", "Wrong location")
 WRONG_LABEL = _local("WRONG-LABEL", "Wrong label")
 OTHER_REASON = _local("OTHER", "Other reason")
 
+# Local: the AI's study-level triage, and the reader's verdict on the study.
+AI_TRIAGE = _local("TRIAGE", "AI triage level")
+URGENT = _local("URGENT", "Urgent")
+PRIORITY = _local("PRIORITY", "Priority")
+ROUTINE = _local("ROUTINE", "Routine")
+TRIAGE_AGREEMENT = _local("TRIAGE-AGREEMENT", "Agreement with AI triage")
+AGREE = _local("AGREE", "Agrees with AI triage")
+DISAGREE = _local("DISAGREE", "Disagrees with AI triage")
+IMPRESSION = Code("121073", "DCM", "Impression")  # the reader's final impression
+UNAIDED_IMPRESSION = _local("UNAIDED-IMPR", "Impression before AI")
+
 DECISIONS: dict[str, Code] = {
     "accepted": ACCEPTED,
     "edited": EDITED,
@@ -85,6 +103,8 @@ OVERRIDE_REASONS: dict[str, Code] = {
     "wrong_label": WRONG_LABEL,
     "other": OTHER_REASON,
 }
+TRIAGE_LEVELS: dict[str, Code] = {"urgent": URGENT, "priority": PRIORITY, "routine": ROUTINE}
+TRIAGE_AGREEMENTS: dict[str, Code] = {"agree": AGREE, "disagree": DISAGREE}
 
 
 def finding_type(label: str) -> Code:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import highdicom as hd
 from pydicom.dataset import Dataset
@@ -17,6 +18,7 @@ from ._common import derived_uid, pin
 from .authors import AlgorithmInfo, Author, Device, Equipment, Person, observer_context
 
 Evaluation = tuple[Code, Code]  # (concept, value), e.g. (codes.READER_DECISION, codes.ACCEPTED)
+Note = tuple[Code, str]  # (concept, free text), e.g. (codes.IMPRESSION, "No nodule")
 
 
 def findings_sr(
@@ -33,6 +35,9 @@ def findings_sr(
     device: Device | None = None,
     algorithm: AlgorithmInfo | None = None,
     evaluations: Mapping[int, Sequence[Evaluation]] | None = None,
+    study_triage: Code | None = None,
+    study_evaluations: Sequence[Evaluation] = (),
+    study_notes: Sequence[Note] = (),
     series_description: str = "AI findings (SR)",
     procedure_reported: Code = codes.CT_UNSPECIFIED_BODY_REGION,
     complete: bool = True,
@@ -50,15 +55,20 @@ def findings_sr(
     identity across the SEG and the SR. `evaluations` adds coded (concept, value) pairs to
     a finding's group by Finding.index, e.g. the reader's decision and override reason.
     A finding whose probabilities are NaN (one added by a reader) gets no probability items.
+    `study_triage` (e.g. codes.URGENT) joins the study score's group as the AI triage level.
+
+    `study_evaluations` (coded, e.g. the reader's agreement with the AI triage) and
+    `study_notes` (free text, e.g. the impressions) are about the whole study: they go in the
+    report's Qualitative Evaluations container (TID 1500 rows 12 to 14), as CODE and TEXT items.
 
     `seg` is None only when there are no findings (see `segmentation`); the report then
-    holds the study score alone. `verifier` marks the document VERIFIED by that person.
+    holds the study score and the study-level items alone. `verifier` marks the document
+    VERIFIED by that person.
     `device` (with a Person observer) records the model whose findings the reader reviewed.
     """
     if seg is None and findings:
         raise ValueError("findings need the SEG that holds their segments")
-    if not findings and study_score is None:
-        raise ValueError("a report needs at least one finding or a study score")
+    _check_study_level(bool(findings), study_score, study_triage, study_evaluations, study_notes)
     if len({f.index for f in findings}) != len(findings):
         raise ValueError("each finding must have its own index")
     if verifier is not None and not verifier.organisation:
@@ -74,12 +84,10 @@ def findings_sr(
     if seg is not None:
         groups += [_finding_group(f, seg, algorithm_id, evaluations.get(f.index, ())) for f in findings]
     if study_score is not None:
-        groups.append(_study_group(study_score, sop_uid, algorithm_id))
-    report = hd.sr.MeasurementReport(
-        observation_context=_observation_context(observer, device),
-        procedure_reported=procedure_reported,
-        imaging_measurements=groups,
-    )
+        groups.append(_study_group(study_score, sop_uid, algorithm_id, study_triage))
+    root = _report_root(_observation_context(observer, device), procedure_reported, groups)
+    if study_evaluations or study_notes:
+        root.ContentSequence.append(_qualitative_evaluations(study_evaluations, study_notes))
     equipment = equipment or Equipment.for_author(observer)
     # In a fixed order, so the evidence lists do not depend on the order `source` came in.
     ordered = sorted(
@@ -93,7 +101,7 @@ def findings_sr(
     evidence = [*ordered, *([seg] if seg is not None else [])]
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
-        content=report[0],
+        content=root,
         series_instance_uid=series_uid,
         series_number=series_number,
         sop_instance_uid=sop_uid,
@@ -109,6 +117,68 @@ def findings_sr(
         **equipment.as_kwargs(),
     )
     return pin(sr, content_datetime=content_datetime, sop_uid=sop_uid)
+
+
+def _check_study_level(
+    has_findings: bool,
+    score: float | None,
+    triage: Code | None,
+    evaluations: Sequence[Evaluation],
+    notes: Sequence[Note],
+) -> None:
+    if not has_findings and score is None and not evaluations and not notes:
+        raise ValueError("a report needs a finding, a study score or a study-level evaluation")
+    if triage is not None and score is None:
+        raise ValueError("a study triage level needs the study score it came from")
+    if any(not text.strip() for _, text in notes):
+        raise ValueError("a study note needs text (leave out the empty ones)")
+
+
+def _report_root(
+    context: hd.sr.ObservationContext,
+    procedure_reported: Code,
+    groups: Sequence[
+        hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations
+    ],
+) -> hd.sr.ContainerContentItem:
+    """The TID 1500 root container. Imaging Measurements (row 6) is required only when the
+    report holds neither Derived Imaging Measurements nor Qualitative Evaluations; highdicom
+    always asks for it, so a report of study-level items alone is put together here."""
+    if groups:
+        report = hd.sr.MeasurementReport(
+            observation_context=context, procedure_reported=procedure_reported, imaging_measurements=groups
+        )
+        return cast(hd.sr.ContainerContentItem, report[0])
+    root = hd.sr.ContainerContentItem(name=codes.IMAGING_MEASUREMENT_REPORT, template_id="1500")
+    root.ContentSequence = hd.sr.ContentSequence(
+        [
+            *hd.sr.LanguageOfContentItemAndDescendants(hd.sr.CodedConcept.from_code(codes.ENGLISH)),
+            *context,
+            hd.sr.CodeContentItem(
+                name=codes.PROCEDURE_REPORTED,
+                value=procedure_reported,
+                relationship_type=hd.sr.RelationshipTypeValues.HAS_CONCEPT_MOD,
+            ),
+        ]
+    )
+    return root
+
+
+def _qualitative_evaluations(
+    evaluations: Sequence[Evaluation], notes: Sequence[Note]
+) -> hd.sr.ContainerContentItem:
+    """TID 1500 row 12: the study-level CODE items (row 13), then the TEXT items (row 14)."""
+    contains = hd.sr.RelationshipTypeValues.CONTAINS
+    container = hd.sr.ContainerContentItem(
+        name=codes.QUALITATIVE_EVALUATIONS, is_content_continuous=False, relationship_type=contains
+    )
+    coded = [
+        hd.sr.CodeContentItem(name=name, value=value, relationship_type=contains)
+        for name, value in evaluations
+    ]
+    texts = [hd.sr.TextContentItem(name=name, value=text, relationship_type=contains) for name, text in notes]
+    container.ContentSequence = hd.sr.ContentSequence([*coded, *texts])
+    return container
 
 
 def _observation_context(observer: Author, device: Device | None) -> hd.sr.ObservationContext:
@@ -212,7 +282,10 @@ def _segment(seg: Dataset, number: int) -> Dataset:
 
 
 def _study_group(
-    score: float, sop_uid: str, algorithm_id: hd.sr.AlgorithmIdentification | None
+    score: float,
+    sop_uid: str,
+    algorithm_id: hd.sr.AlgorithmIdentification | None,
+    triage: Code | None,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     if not 0.0 <= score <= 1.0:
         raise ValueError(f"study_score must lie in 0..1, not {score}")
@@ -222,4 +295,5 @@ def _study_group(
         ),
         algorithm_id=algorithm_id,
         measurements=[hd.sr.Measurement(name=codes.STUDY_SCORE, value=float(score), unit=codes.NO_UNITS)],
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.AI_TRIAGE, triage)] if triage else None,
     )

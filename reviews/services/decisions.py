@@ -272,7 +272,8 @@ def _added_outcome(reading: Reading, given: DecisionInput) -> _Outcome:
             mask_from_box(bbox, rows=reading.rows, columns=reading.columns),
             Decision.MaskSource.BOX,
         )
-    fields = {
+    fields: dict[str, Any] = {
+        **_missed_by(reading),
         "final_label": given.label.lower(),
         "final_bbox": bbox or mask_bbox(mask),
         "mask_source": source,
@@ -280,6 +281,15 @@ def _added_outcome(reading: Reading, given: DecisionInput) -> _Outcome:
         "dice": None,
     }
     return _Outcome(fields, mask)
+
+
+def _missed_by(reading: Reading) -> dict[str, Any]:
+    """A finding added with the AI result in view is one that result missed: the decision
+    names the job and model (feedback on their false negatives). In the unaided read, none."""
+    job = reading.revealed_job if reading.phase == Phase.AI_REVEALED else None
+    if job is None:
+        return {}
+    return {"inference_job": job, "model_version_id": job.model_version_id, "input_hash": job.input_hash}
 
 
 def _check_reason(reading: Reading, given: DecisionInput) -> None:

@@ -14,7 +14,7 @@ from audit.services import audit_record
 from inference.models import InferenceJob, ModelVersion
 from reviews.errors import Invalid
 from reviews.models import READER_ROLES, Assignment, ProjectMember, ProjectStudy, Reading, ReadingProject
-from reviews.selectors import project_entry_for_reader
+from reviews.selectors import department_project_for_reader, project_entry_for_reader
 from viewer.models import Study
 
 
@@ -111,12 +111,7 @@ def reading_entry(*, user: Any, study: Study, project_pk: int | None = None) -> 
     entry = project_entry_for_reader(user=user, study=study, project_pk=project_pk)
     if entry is not None:
         return entry
-    projects = ReadingProject.objects.filter(
-        active=True, all_studies=True, memberships__user=user, memberships__role__in=READER_ROLES
-    )
-    if project_pk is not None:
-        projects = projects.filter(pk=project_pk)
-    project = projects.order_by("pk").first()
+    project = department_project_for_reader(user=user, project_pk=project_pk)
     if project is None:
         return None
     project_studies_add(project=project, studies=[study], user=user, assign=False)

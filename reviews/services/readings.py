@@ -18,11 +18,11 @@ from audit.codes import Action, EventID
 from audit.services import audit_record
 from inference.auditing import audit_outputs_accessed
 from inference.models import InferenceJob, ModelVersion
-from inference.selectors import jobs_for_user
 from reviews.errors import Conflict, Invalid, StaleVersion
 from reviews.masks import series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
+from reviews.selectors import ai_scope
 from reviews.services.projects import project_status_refresh
 from viewer.models import Series
 
@@ -238,9 +238,10 @@ def _reading_series(*, study_pk: int) -> tuple[Series, InferenceJob | None]:
 
 
 def _revealable_job(*, user: Any, series: Series) -> InferenceJob | None:
-    """The newest succeeded job of an active model on the reading's series that the reader may see."""
+    """The newest succeeded job of an active model on the reading's series that the reader may
+    see once the reading reveals it (jobs_for_user would hide it while the read is blind)."""
     return (
-        jobs_for_user(user=user)
+        InferenceJob.objects.filter(ai_scope(user=user))
         .filter(
             series=series,
             model_version__status=ModelVersion.Status.ACTIVE,

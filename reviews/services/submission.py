@@ -66,7 +66,13 @@ def reading_submit(
                 f"decide on every AI finding before submitting; still open: {listed}", field="decisions"
             )
     geometry = series_geometry(reading.series, slice_uids=reading.slice_uids)
-    objects = reader_objects(reading=reading, decisions=decisions, geometry=geometry)
+    objects = reader_objects(
+        reading=reading,
+        decisions=decisions,
+        geometry=geometry,
+        triage_agreement=triage_agreement or None,  # none given now: the saved draft's
+        final_impression=final_impression,
+    )
     _store(objects, reading=reading, request=request)
     changes: dict[str, Any] = {
         "phase": Phase.SUBMITTED,

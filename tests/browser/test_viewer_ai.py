@@ -33,7 +33,7 @@ from viewer.models import Series
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _queued_job(study: Any) -> InferenceJob:
+def _queued_job(study: Any, model: Any = None) -> InferenceJob:
     # The test runs its own job: the series' automatic one (a worker of an earlier test may be
     # running) is called off before the model exists.
     PendingSeries.objects.all().delete()
@@ -41,7 +41,11 @@ def _queued_job(study: Any) -> InferenceJob:
     digest, count = input_hash(series=series)
     # Made directly, not through job_request: no task is sent, the test runs the job itself.
     return InferenceJob.objects.create(
-        model_version=demo_model(), series=series, input_hash=digest, instance_count=count, trigger="manual"
+        model_version=model or demo_model(),
+        series=series,
+        input_hash=digest,
+        instance_count=count,
+        trigger="manual",
     )
 
 

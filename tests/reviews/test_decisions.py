@@ -142,7 +142,11 @@ def test_added_findings_are_numbered_and_have_no_dice(revealed, in_project):
     assert (first.target, second.target) == ("added-1", "added-2")
     assert (first.mask_source, second.mask_source) == ("reader", "box")
     assert (first.dice, second.dice) == (None, None)
-    assert (first.inference_job, first.ai_finding_index) == (None, None)
+    # Added with the AI in view: a finding that AI result missed, so it names the job.
+    reading = first.reading
+    assert (first.inference_job, first.ai_finding_index) == (reading.revealed_job, None)
+    assert first.model_version == reading.revealed_job.model_version
+    assert first.input_hash == reading.revealed_job.input_hash
     assert second.mask_voxels == 2 * 4 * 3
     assert first.final_bbox == [[int(a), int(b)] for a, b in _bbox(in_project.mask == 2)]
 

@@ -122,7 +122,8 @@ def _instance_bytes(sop_uid):
         ({"decision": "edited"}, ["edited"]),
         ({"project": "Chest CT second reading"}, ["accepted", "edited", "added"]),
         ({"project": "Another"}, []),
-        ({"model": "demo-unet:1.0.0"}, ["accepted", "edited"]),
+        # The added finding was drawn with the AI in view: the model missed it, it belongs to it.
+        ({"model": "demo-unet:1.0.0"}, ["accepted", "edited", "added"]),
         ({"model": "other-model"}, []),
         ({"since": "2000-01-01", "until": "2999-01-01"}, ["accepted", "edited", "added"]),
         ({"until": "2000-01-01"}, []),

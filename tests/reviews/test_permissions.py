@@ -149,11 +149,13 @@ def test_annotators_do_not_see_the_ai_when_the_project_hides_it(in_project, anna
     reveal = api(anna).post(f"/api/v1/readings/{reading['id']}/reveal/", {"version": 2}, format="json")
     assert reveal.status_code == 403
     ReadingProject.objects.filter(pk=project.pk).update(show_ai_to_annotators=True)
-    assert api(anna).get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk
+    # Her read is still blind (locked, nothing revealed): the AI reaches her through the reveal.
+    assert api(anna).get(f"/api/v1/studies/{uid}/ai/").json()["status"] == "none"
     revealed = (
         api(anna).post(f"/api/v1/readings/{reading['id']}/reveal/", {"version": 2}, format="json").json()
     )
     assert (revealed["phase"], revealed["ai"]["job"]) == ("ai_revealed", in_project.job.pk)
+    assert api(anna).get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk
 
 
 def test_an_inactive_project_stops_its_readers(in_project, rita, project):

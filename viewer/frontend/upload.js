@@ -3,6 +3,7 @@
 // its own result: stored, already stored, or rejected with the reason.
 // Configured by data- attributes on the [data-upload] element; when the queue is
 // empty it carries data-upload-state="done" (what the browser tests wait for).
+import { csrfToken } from "./csrf.js";
 
 const DEFAULT_CONCURRENCY = 3;
 const SKIPPED_NAMES = new Set([".DS_Store", "Thumbs.db", "desktop.ini", "DICOMDIR"]);
@@ -222,15 +223,4 @@ function explainStatus(status) {
   if (status === 413) return "the file is larger than the upload limit";
   if (status === 0 || status >= 500) return "the server could not take the file; try again later";
   return `the server answered ${status}; reload the page and sign in again`;
-}
-
-function csrfToken() {
-  try {
-    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-    if (headers["X-CSRFToken"]) return headers["X-CSRFToken"];
-  } catch {
-    // fall back to the cookie
-  }
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
 }

@@ -4,7 +4,7 @@
 //
 // The one global: window.overread.viewer, a handle for tests and the review workflow
 // (docs/viewer.md): {ready, timings, getLabelmap(seriesUid?), showAiResult(result, arrays),
-// state()}. document.body.dataset.viewerReady is "true" once the first image is drawn.
+// state(), review()}. document.body.dataset.viewerReady is "true" once the first image is drawn.
 import { startCornerstone } from "./viewer_setup.js";
 import { ReadingViewer } from "./viewer_core.js";
 import { ViewerTools } from "./viewer_tools.js";
@@ -12,6 +12,7 @@ import { MaskEditor } from "./viewer_segmentation.js";
 import { AiOverlay } from "./viewer_overlays.js";
 import { TagInspector } from "./viewer_tags.js";
 import { enableShortcuts, renderShortcutList } from "./viewer_shortcuts.js";
+import { ReviewPanel } from "./viewer_review.js";
 
 class ViewerApp {
   constructor(root) {
@@ -23,6 +24,8 @@ class ViewerApp {
     this.masks = new MaskEditor(this.viewer);
     this.overlay = new AiOverlay(this.viewer, this.masks, root.querySelector("[data-ai-panel]"));
     this.tags = new TagInspector(this.viewer, root.querySelector("[data-tags-dialog]"));
+    const reviewRoot = root.querySelector("[data-review]");
+    this.review = reviewRoot ? new ReviewPanel(this, reviewRoot) : null;
     this.help = root.querySelector("[data-help-dialog]");
     renderShortcutList(this.help.querySelector("[data-help-rows]"));
     this._wireToolbar();
@@ -45,6 +48,7 @@ class ViewerApp {
     handle.ready = true;
     document.body.dataset.viewerReady = "true";
     this.overlay.poll();
+    await this.review?.start();
   }
 
   toggleCine() {
@@ -135,6 +139,7 @@ function mount() {
     getLabelmap: (seriesUid) => app.masks.getLabelmap(seriesUid),
     showAiResult: (result, arrays) => app.overlay.show(result, arrays),
     state: () => app.state(),
+    review: () => app.review?.state() ?? null,
   };
   window.overread = Object.assign(window.overread || {}, { viewer: handle });
   app.start(handle).catch((error) => {

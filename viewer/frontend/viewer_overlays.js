@@ -85,6 +85,12 @@ export class AiOverlay {
     this._showFinal(result);
   }
 
+  /** Stops following the study's newest result (the reading panel shows the job its reading revealed). */
+  stopPolling() {
+    this.url = "";
+    clearTimeout(this.timer);
+  }
+
   /**
    * Shows a succeeded result: `arrays` = {heatmap, mask} (Uint8Array, slices*rows*columns;
    * either may be missing). Brings the result's series into view if no viewport shows it.
@@ -398,7 +404,7 @@ export class AiOverlay {
   }
 }
 
-async function fetchArrays(result) {
+export async function fetchArrays(result) {
   const expected = [result.slices.length, result.rows, result.columns];
   const load = async (url) => {
     if (!url) return undefined;

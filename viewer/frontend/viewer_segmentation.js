@@ -95,6 +95,64 @@ export class MaskEditor {
     return result;
   }
 
+  /** The slices of a series' labelmap that hold segment `index`: {sopInstanceUid: Uint8Array of 0/1}. */
+  segmentSlices(seriesUid, index) {
+    const slices = {};
+    for (const [sop, values] of Object.entries(this.getLabelmap(seriesUid))) {
+      let inside = null;
+      for (let i = 0; i < values.length; i += 1) {
+        if (values[i] !== index) continue;
+        inside ??= new Uint8Array(values.length);
+        inside[i] = 1;
+      }
+      if (inside) slices[sop] = inside;
+    }
+    return slices;
+  }
+
+  /**
+   * Makes segment `index` of a series' labelmap exactly `slices` ({sopInstanceUid: bytes,
+   * non-zero inside}; slices not given hold none of it), over whatever was there. The series
+   * must be shown in a viewport (its labelmap is made on first use). False when it is not.
+   */
+  paintSegment(seriesUid, index, slices, label) {
+    const slot = this.viewer.shownSlots().find((s) => s.seriesUid === seriesUid);
+    const labelmap = slot && this.ensure(slot);
+    if (!labelmap) return false;
+    const { series } = labelmap;
+    for (const [sourceId, labelmapId] of labelmap.imageIdBySource) {
+      const image = cache.getImage(labelmapId);
+      if (!image) continue;
+      const wanted = slices[series.sopByImageId.get(sourceId)];
+      const values = new Uint8Array(image.voxelManager.getScalarData());
+      let changed = false;
+      for (let i = 0; i < values.length; i += 1) {
+        const inside = Boolean(wanted?.[i]);
+        if (inside && values[i] !== index) {
+          values[i] = index;
+          changed = true;
+        } else if (!inside && values[i] === index) {
+          values[i] = 0;
+          changed = true;
+        }
+      }
+      if (changed) image.voxelManager.setFromScalarData(values);
+    }
+    if (label) this.nameSegment(seriesUid, index, label);
+    segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(labelmap.segmentationId);
+    this._renderAll();
+    return true;
+  }
+
+  /** Gives segment `index` of a series' labelmap a name (shown in Cornerstone's segment state). */
+  nameSegment(seriesUid, index, label) {
+    const labelmap = this.labelmaps.get(seriesUid);
+    if (!labelmap) return;
+    segmentation.updateSegmentations([
+      { segmentationId: labelmap.segmentationId, payload: { segments: { ...currentSegments(labelmap), ...segmentsConfig([{ index, label }]) } } },
+    ]);
+  }
+
   setActiveSegment(index) {
     this.activeSegment = Math.max(1, Math.min(255, Number(index) || 1));
     for (const { segmentationId } of this.labelmaps.values()) {
@@ -170,4 +228,8 @@ function segmentsConfig(segments) {
     config[index] = { segmentIndex: index, label: label || `Finding ${index}`, locked: false, cachedStats: {}, active: false };
   }
   return config;
+}
+
+function currentSegments(labelmap) {
+  return segmentation.state.getSegmentation(labelmap.segmentationId)?.segments || {};
 }

@@ -36,8 +36,16 @@ export const SHORTCUTS = [
   [["t"], "DICOM tags of the image", (app) => app.tags.toggle()],
   [["Ctrl+z"], "Undo", (app) => app.masks.undo()],
   [["Ctrl+y", "Ctrl+Shift+z"], "Redo", (app) => app.masks.redo()],
+  [["j"], "Reading: next AI finding", (app) => app.review?.step(1)],
+  [["k"], "Reading: previous AI finding", (app) => app.review?.step(-1)],
+  [["a"], "Reading: accept the AI finding", (app) => app.review?.accept()],
+  [["c"], "Reading: correct (edit) the AI finding with the brush", (app) => app.review?.edit()],
+  [["o"], "Reading: override the AI finding, with a reason", (app) => app.review?.override()],
+  [["n"], "Reading: paint a new finding", (app) => app.review?.addFinding()],
+  [["Enter"], "Reading: save the finding being painted", (app) => app.review?.saveEditing()],
+  [["Ctrl+Enter"], "Reading: lock the unaided read, or submit", (app) => app.review?.finishStep()],
   [["?"], "This list", (app) => app.toggleHelp()],
-  [["Escape"], "Close a dialog", () => {}],
+  [["Escape"], "Close a dialog; stop painting a finding", (app) => app.review?.cancelEditing()],
 ];
 
 const NAMES = { " ": "Space", ArrowDown: "↓", ArrowRight: "→", ArrowUp: "↑", ArrowLeft: "←" };

@@ -1,0 +1,579 @@
+// The reading panel (templates/reviews/reading_panel.html): the reader's own read of the
+// study beside the images, over the reviews API (docs/review.md).
+//
+// unaided-first: the reader paints their own findings and impression with the AI out of
+// sight, locks that read, and only then sees the AI; ai-first: the AI is there from the
+// start. Then a decision on every AI finding (accept, edit with the brush, override with a
+// reason), findings the AI missed, the verdict on the AI's triage, the final impression,
+// submit. Every write sends the reading's version: a stale one (the reading changed in
+// another tab) gets 409, the panel says so and reloads the reading; nothing is lost that
+// the server took.
+//
+// Masks live in the viewer's labelmap: AI finding k is segment k (as the AI mask has it),
+// the reader's added finding n is segment ADDED_BASE + n. Saving one sends exactly that
+// segment's voxels, per SOP Instance UID.
+import { csrfToken } from "./csrf.js";
+import { fetchArrays } from "./viewer_overlays.js";
+
+const ADDED_BASE = 100;
+const HEARTBEAT_MS = 15000;
+const IDLE_AFTER_MS = 60000; // no input for this long: the reader is away, the time does not count
+const WAIT_FOR_AI_MS = 10000;
+const KIND_WORDS = { accepted: "Accepted", edited: "Edited", overridden: "Overridden", added: "Added", withdrawn: "Withdrawn" };
+const PHASE_WORDS = {
+  unaided: "Unaided read: the AI is hidden until you lock your read.",
+  locked: "Unaided read locked. The AI result is not there yet.",
+  ai_revealed: "AI revealed: decide on each AI finding.",
+  submitted: "Submitted.",
+};
+
+export class ReviewPanel {
+  constructor(app, root) {
+    this.app = app;
+    this.root = root;
+    this.readingsUrl = root.dataset.readingsUrl;
+    this.reading = null;
+    this.current = null; // the AI finding the keys act on
+    this.editing = null; // {target, segment, kind, finding?}
+    this.aiShownFor = null;
+    this.lastInput = performance.now();
+    this.activeMs = 0;
+    this.$ = (name) => root.querySelector(`[data-review-${name}]`);
+    this._wire();
+    // ai-first with the job still running: the overlay follows it; once it is there, reveal it.
+    app.viewer.addEventListener("aishown", () => {
+      if (this.reading?.phase === "ai_revealed" && !this.reading.ai) this.reveal({ quiet: true });
+    });
+  }
+
+  // --- Start -------------------------------------------------------------------------------
+  async start() {
+    const body = { study_uid: this.root.dataset.studyUid };
+    if (this.root.dataset.project) body.project = Number(this.root.dataset.project);
+    const reading = await this._call("POST", this.readingsUrl, body, { quiet: true });
+    if (!reading) {
+      this.root.dataset.reviewState = "unavailable";
+      return;
+    }
+    this._take(reading);
+    this._trackActivity();
+    await this._showAi();
+    this.root.dataset.reviewState = "ready";
+  }
+
+  /** What a test wants to know: the reading as the server last answered it. */
+  state() {
+    return { reading: this.reading, current: this.current, editing: this.editing && { ...this.editing } };
+  }
+
+  // --- Decisions -------------------------------------------------------------------------------
+  accept(index = this.current) {
+    if (index == null) return this._say("Pick an AI finding first (J and K move between them).");
+    return this._decide({ kind: "accepted", finding: index });
+  }
+
+  /** Starts editing AI finding `index` with the brush: Save (Enter) posts the new mask. */
+  async edit(index = this.current) {
+    const finding = this._aiFinding(index);
+    if (!finding) return this._say("Pick an AI finding first (J and K move between them).");
+    await this.app.overlay.jumpTo(index);
+    this._startEditing({ target: `ai-${index}`, segment: index, kind: "edited", finding: index, label: this._finalLabel(index) });
+  }
+
+  override(index = this.current) {
+    if (!this._aiFinding(index)) return this._say("Pick an AI finding first (J and K move between them).");
+    this.current = index;
+    const form = this.$("override");
+    form.hidden = false;
+    form.dataset.finding = String(index);
+    this.$("override-title").textContent = `Override AI finding ${index}: why?`;
+    form.querySelector("input[name=reason]")?.focus();
+    this._render();
+  }
+
+  /** Starts painting a finding of the reader's own (one the AI missed, or any in the unaided read). */
+  async addFinding() {
+    if (!(await this._readingSeriesShown())) return;
+    const numbers = this.reading.decisions.filter((d) => d.target.startsWith("added-")).map((d) => Number(d.target.slice(6)));
+    const next = Math.max(0, ...numbers) + 1;
+    this._startEditing({ target: null, segment: ADDED_BASE + next, kind: "added", label: this.$("label").value || this.reading.labels[0] });
+  }
+
+  async saveEditing() {
+    const editing = this.editing;
+    if (!editing) return;
+    const mask = this.app.masks.segmentSlices(this.reading.series_uid, editing.segment);
+    if (!Object.keys(mask).length) {
+      this._say(editing.kind === "edited" ? "The mask is empty: paint the finding, or override it instead." : "Paint the finding on the images first.");
+      return;
+    }
+    const label = this.$("edit-label").value;
+    const body = { kind: editing.kind, mask: encodeMask(mask), label };
+    if (editing.kind === "edited") body.finding = editing.finding;
+    const saved = await this._decide(body);
+    if (saved) this._stopEditing();
+  }
+
+  cancelEditing() {
+    const editing = this.editing;
+    if (!editing) return;
+    this._stopEditing();
+    this._paintDecisions(); // put back what the server holds
+  }
+
+  withdraw(target) {
+    return this._decide({ kind: "withdrawn", target });
+  }
+
+  async submitOverride(event) {
+    event?.preventDefault();
+    const form = this.$("override");
+    const reason = form.querySelector("input[name=reason]:checked")?.value;
+    if (!reason) return this._say("Choose a reason for the override.");
+    const body = { kind: "overridden", finding: Number(form.dataset.finding), reason_code: reason };
+    const text = this.$("reason-text").value.trim();
+    if (text) body.reason_text = text;
+    if (await this._decide(body)) {
+      form.hidden = true;
+      form.reset();
+    }
+  }
+
+  // --- Phases ------------------------------------------------------------------------------
+  async lock() {
+    if (this.editing) return this._say("Save or cancel the finding you are painting first.");
+    const body = { version: this.reading.version, unaided_impression: this.$("unaided-impression").value };
+    const reading = await this._call("POST", this._url("lock"), body);
+    if (!reading) return;
+    this._take(reading);
+    this._say(reading.ai ? "Your unaided read is locked. The AI result is shown." : "Your unaided read is locked.");
+    await this._showAi();
+  }
+
+  async reveal({ quiet = false } = {}) {
+    const reading = await this._call("POST", this._url("reveal"), { version: this.reading.version }, { quiet });
+    if (!reading) return;
+    this._take(reading);
+    await this._showAi();
+  }
+
+  async submit() {
+    if (this.editing) return this._say("Save or cancel the finding you are painting first.");
+    const body = { version: this.reading.version, final_impression: this.$("final-impression").value };
+    const agreement = this.root.querySelector("input[name=triage_agreement]:checked")?.value;
+    if (agreement) body.triage_agreement = agreement;
+    const reading = await this._call("POST", this._url("submit"), body);
+    if (!reading) return;
+    this._take(reading);
+    this._stopHeartbeat();
+    this._say("Reading submitted: your SEG and SR are stored with the study.");
+  }
+
+  /** Ctrl+Enter: lock the unaided read, or submit once the AI is decided on. */
+  finishStep() {
+    if (this.reading?.phase === "unaided") return this.lock();
+    if (this.reading?.phase === "ai_revealed" || this.reading?.phase === "locked") return this.submit();
+    return undefined;
+  }
+
+  /** J / K: the next or previous AI finding, shown in the viewer. */
+  step(delta) {
+    const findings = this.reading?.ai?.findings || [];
+    if (!findings.length) return;
+    const at = findings.findIndex((f) => f.index === this.current);
+    const next = findings[(at + delta + findings.length) % findings.length] || findings[0];
+    this.select(next.index);
+  }
+
+  select(index) {
+    this.current = index;
+    this.app.overlay.jumpTo(index);
+    this._render();
+  }
+
+  // --- Internals ---------------------------------------------------------------------------
+  async _decide(fields) {
+    if (!this.reading) return null;
+    const body = { version: this.reading.version, confidence: this._confidence(), ...fields };
+    const answer = await this._call("POST", this._url("decisions"), body);
+    if (!answer) return null;
+    const { decision, version } = answer;
+    this.reading.version = version;
+    this.reading.decisions = [...this.reading.decisions.filter((d) => d.target !== decision.target), decision];
+    this._say(`${KIND_WORDS[decision.kind]}: ${describeTarget(decision.target)}${decision.dice != null ? ` (Dice with the AI ${decision.dice.toFixed(2)})` : ""}.`);
+    this._render();
+    this._paintDecisions();
+    return decision;
+  }
+
+  _startEditing(editing) {
+    this.editing = editing;
+    this.app.masks.nameSegment(this.reading.series_uid, editing.segment, editing.label);
+    this.app.masks.setActiveSegment(editing.segment);
+    this.app.masks.setVisible(true);
+    this.app.tools.setTool("Brush");
+    this.$("edit-label").value = editing.label;
+    this.$("editing-text").textContent =
+      editing.kind === "edited"
+        ? `Editing AI finding ${editing.finding}: paint (B) and erase (X) its mask, then Save.`
+        : "New finding: paint it with the brush (B), then Save.";
+    this.$("editing").hidden = false;
+    this._render();
+  }
+
+  _stopEditing() {
+    this.editing = null;
+    this.$("editing").hidden = true;
+    this.app.tools.setTool("WindowLevel");
+    this._render();
+  }
+
+  _take(reading) {
+    this.reading = reading;
+    const unaided = this.$("unaided-impression");
+    if (document.activeElement !== unaided) unaided.value = reading.unaided_impression || "";
+    const final = this.$("final-impression");
+    if (document.activeElement !== final && reading.final_impression) final.value = reading.final_impression;
+    this.root.querySelectorAll("input[name=triage_agreement]").forEach((r) => {
+      r.checked = r.value === reading.triage_agreement;
+    });
+    this._render();
+  }
+
+  async _showAi() {
+    const { reading } = this;
+    if (!reading) return;
+    if (!reading.ai) {
+      this._paintDecisions();
+      this._waitForAi();
+      return;
+    }
+    if (this.aiShownFor === reading.ai.job) return;
+    const { overlay } = this.app;
+    overlay.stopPolling(); // from now on the overlay is the job this reading decides on
+    if (overlay.result?.job !== reading.ai.job) {
+      const result = { ...reading.ai, status: "succeeded", series_uid: reading.series_uid };
+      try {
+        await overlay.show(result, await fetchArrays(result));
+      } catch (error) {
+        this._say(`The AI overlay could not be loaded (${error.message}).`, "error");
+        return;
+      }
+    }
+    this.aiShownFor = reading.ai.job;
+    this._paintDecisions();
+    if (this.current == null && reading.ai.findings.length) this.current = reading.ai.findings[0].index;
+    this._render();
+  }
+
+  /** Locked (or ai-first) with no AI result yet: try the reveal now and then, quietly. */
+  _waitForAi() {
+    clearTimeout(this.aiTimer);
+    const waiting = this.reading.phase === "locked" || (this.reading.phase === "ai_revealed" && !this.reading.ai);
+    if (!waiting || !this.reading.project.show_ai) return;
+    this.aiTimer = setTimeout(() => this.reveal({ quiet: true }).finally(() => this.reading.ai || this._waitForAi()), WAIT_FOR_AI_MS);
+  }
+
+  /** The labelmap as the reading's current decisions leave it (added and edited masks). */
+  async _paintDecisions() {
+    const { reading } = this;
+    if (!reading || !(await this._readingSeriesShown())) return;
+    const tasks = reading.decisions.map(async (decision) => {
+      const segment = segmentOf(decision.target);
+      if (segment == null) return;
+      if (decision.kind === "withdrawn") {
+        this.app.masks.paintSegment(reading.series_uid, segment, {});
+      } else if (decision.mask_url && (decision.kind === "added" || decision.kind === "edited")) {
+        const slices = await this._mask(decision);
+        if (slices) this.app.masks.paintSegment(reading.series_uid, segment, slices, decision.final_label);
+      }
+    });
+    await Promise.all(tasks);
+  }
+
+  async _mask(decision) {
+    this.masks ??= new Map();
+    if (!this.masks.has(decision.id)) {
+      const answer = await this._call("GET", decision.mask_url, undefined, { quiet: true });
+      if (!answer) return null;
+      this.masks.set(decision.id, decodeMask(answer.slices));
+    }
+    return this.masks.get(decision.id);
+  }
+
+  async _readingSeriesShown() {
+    const uid = this.reading?.series_uid;
+    if (!uid) return false;
+    if (this.app.viewer.shownSlots().some((s) => s.seriesUid === uid)) return true;
+    try {
+      await this.app.viewer.showSeries(uid, this.app.viewer.activeIndex);
+      return true;
+    } catch {
+      this._say("The series you read could not be shown.", "error");
+      return false;
+    }
+  }
+
+  _aiFinding(index) {
+    return this.reading?.ai?.findings.find((f) => f.index === Number(index));
+  }
+
+  _finalLabel(index) {
+    const decision = this.reading.decisions.find((d) => d.target === `ai-${index}`);
+    return decision?.final_label || this._aiFinding(index)?.label || this.reading.labels[0];
+  }
+
+  _confidence() {
+    return Number(this.root.querySelector("input[name=confidence]:checked")?.value || 3);
+  }
+
+  _url(action) {
+    return `${this.reading.urls.self}${action}/`;
+  }
+
+  /** fetch + JSON; on an error says why in the panel (409: reloads the reading) and gives null. */
+  async _call(method, url, body, { quiet = false } = {}) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      if (!quiet) this._say("The server cannot be reached: nothing was saved. Try again.", "error");
+      return null;
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) return answer;
+    if (quiet) return null;
+    const detail = answer.detail || `the server answered ${response.status}`;
+    if (response.status === 409 && answer.field === "version") {
+      this._say(`This reading changed in another window (${detail}); it is reloaded: check it and try again.`, "error");
+      await this._reload();
+    } else {
+      this._say(detail.charAt(0).toUpperCase() + detail.slice(1), "error");
+    }
+    return null;
+  }
+
+  async _reload() {
+    const reading = await this._call("GET", this.reading.urls.self, undefined, { quiet: true });
+    if (reading) {
+      this._take(reading);
+      await this._showAi();
+    }
+  }
+
+  _say(text, tone = "info") {
+    const message = this.$("message");
+    message.hidden = false;
+    message.textContent = text;
+    message.dataset.tone = tone;
+  }
+
+  // --- Active time ---------------------------------------------------------------------------
+  _trackActivity() {
+    const seen = () => {
+      this.lastInput = performance.now();
+    };
+    for (const type of ["pointerdown", "pointermove", "keydown", "wheel"]) document.addEventListener(type, seen, { passive: true });
+    let last = performance.now();
+    this.ticker = setInterval(() => {
+      const now = performance.now();
+      const away = now - this.lastInput > IDLE_AFTER_MS || document.hidden;
+      if (!away) this.activeMs += now - last;
+      last = now;
+      this._showTime();
+    }, 1000);
+    this.heartbeat = setInterval(() => this._beat(), HEARTBEAT_MS);
+    window.addEventListener("pagehide", () => this._beat({ leaving: true }));
+  }
+
+  async _beat({ leaving = false } = {}) {
+    const seconds = Math.min(60, Math.floor(this.activeMs / 1000));
+    if (!this.reading || seconds < 1 || this.reading.phase === "submitted") return;
+    this.activeMs -= seconds * 1000;
+    const url = this._url("heartbeat");
+    if (leaving) {
+      fetch(url, { method: "POST", keepalive: true, credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }, body: JSON.stringify({ seconds }) });
+      return;
+    }
+    const answer = await this._call("POST", url, { seconds }, { quiet: true });
+    if (answer) {
+      this.reading.unaided_seconds = answer.unaided_seconds;
+      this.reading.aided_seconds = answer.aided_seconds;
+    }
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    clearInterval(this.ticker);
+  }
+
+  _showTime() {
+    const { reading } = this;
+    if (!reading) return;
+    const pending = this.activeMs / 1000;
+    const unaided = reading.unaided_seconds + (reading.phase === "unaided" ? pending : 0);
+    const aided = reading.aided_seconds + (reading.phase === "unaided" ? 0 : pending);
+    this.$("time").textContent = `Active time: unaided ${clock(unaided)}, with the AI ${clock(aided)}`;
+  }
+
+  // --- Rendering -------------------------------------------------------------------------------
+  _render() {
+    const { reading } = this;
+    if (!reading) return;
+    const phase = reading.phase;
+    this.root.dataset.phase = phase;
+    this.$("phase").textContent = PHASE_WORDS[phase] || phase;
+    const submitted = phase === "submitted";
+    this.$("unaided").hidden = phase !== "unaided";
+    this.$("reveal").hidden = !(phase === "locked" || (phase === "ai_revealed" && !reading.ai)) || !reading.project.show_ai;
+    this.$("study").hidden = phase === "unaided" || submitted;
+    this.$("triage").hidden = !reading.ai;
+    this.$("ai").hidden = !reading.ai;
+    this.$("add").disabled = Boolean(this.editing);
+    this.$("add-controls").hidden = submitted;
+    this.$("done").hidden = !submitted;
+    if (submitted) this.$("done-text").textContent = `SEG ${reading.seg_sop_uid || "—"} · SR ${reading.sr_sop_uid || "—"}`;
+    this.root.querySelectorAll("[data-review-locked-when-submitted]").forEach((el) => {
+      el.disabled = submitted;
+    });
+    this._renderAi();
+    this._renderAdded();
+    this._showTime();
+  }
+
+  _renderAi() {
+    const list = this.$("ai-findings");
+    const findings = this.reading.ai?.findings || [];
+    const open = findings.filter((f) => !this._decisionOn(`ai-${f.index}`)).length;
+    this.$("ai-open").textContent = findings.length ? (open ? `${open} of ${findings.length} still to decide` : "All decided") : "The AI found nothing.";
+    const busy = Boolean(this.editing) || this.reading.phase !== "ai_revealed";
+    list.replaceChildren(
+      ...findings.map((finding) => {
+        const decision = this._decisionOn(`ai-${finding.index}`);
+        const item = element("li", { className: "review-finding" });
+        item.dataset.finding = String(finding.index);
+        item.dataset.decision = decision?.kind || "";
+        if (finding.index === this.current) item.setAttribute("aria-current", "true");
+        const show = element("button", { type: "button", className: "finding-name", textContent: `${finding.index}. ${finding.label} · ${Math.round(finding.max_probability * 100)}%` });
+        show.title = "Show it (J and K move between findings)";
+        show.addEventListener("click", () => this.select(finding.index));
+        const status = element("span", { className: "finding-status", textContent: decision ? decisionWords(decision) : "to decide" });
+        const actions = element("span", { className: "finding-actions" });
+        for (const [act, text, title] of [
+          ["accept", "Accept", "Accept the AI finding as it is (A)"],
+          ["edit", "Edit", "Correct its mask or label with the brush (C)"],
+          ["override", "Override", "Reject it, with a reason (O)"],
+        ]) {
+          const button = element("button", { type: "button", textContent: text, title, disabled: busy });
+          button.dataset.reviewFindingAct = act;
+          button.addEventListener("click", () => this[act](finding.index));
+          actions.append(button);
+        }
+        item.append(show, status);
+        if (this.reading.phase !== "submitted") item.append(actions);
+        return item;
+      }),
+    );
+  }
+
+  _renderAdded() {
+    const added = this.reading.decisions.filter((d) => d.target.startsWith("added-") && d.kind !== "withdrawn");
+    const list = this.$("added");
+    const frozen = (d) => d.phase === "unaided" && this.reading.phase !== "unaided";
+    list.replaceChildren(
+      ...added.map((decision) => {
+        const item = element("li", { className: "review-added" });
+        item.dataset.target = decision.target;
+        const when = decision.phase === "unaided" ? "unaided read" : "after the AI";
+        item.append(element("span", { textContent: `${describeTarget(decision.target)}: ${decision.final_label} (${when}, confidence ${decision.confidence})` }));
+        if (this.reading.phase !== "submitted" && !frozen(decision) && !this.editing) {
+          const remove = element("button", { type: "button", textContent: "Withdraw", title: "Take this finding back" });
+          remove.addEventListener("click", () => this.withdraw(decision.target));
+          item.append(remove);
+        }
+        return item;
+      }),
+    );
+    this.$("added-empty").hidden = added.length > 0;
+  }
+
+  _decisionOn(target) {
+    return this.reading.decisions.find((d) => d.target === target);
+  }
+
+  _wire() {
+    const labels = this.$("label");
+    const editLabel = this.$("edit-label");
+    for (const select of [labels, editLabel]) {
+      select.replaceChildren(...JSON.parse(this.root.dataset.labels || "[]").map((l) => element("option", { value: l, textContent: l })));
+    }
+    const actions = {
+      add: () => this.addFinding(),
+      save: () => this.saveEditing(),
+      cancel: () => this.cancelEditing(),
+      lock: () => this.lock(),
+      reveal: () => this.reveal(),
+      submit: () => this.submit(),
+      "override-cancel": () => {
+        this.$("override").hidden = true;
+      },
+    };
+    this.root.querySelectorAll("[data-review-act]").forEach((button) => {
+      button.addEventListener("click", () => actions[button.dataset.reviewAct]?.());
+    });
+    this.$("override").addEventListener("submit", (event) => this.submitOverride(event));
+    this.$("override").addEventListener("change", () => {
+      const needsText = this.$("override").querySelector("input[name=reason]:checked")?.dataset.needsText === "true";
+      this.$("reason-text").required = needsText;
+    });
+  }
+}
+
+function segmentOf(target) {
+  if (target.startsWith("ai-")) return Number(target.slice(3));
+  if (target.startsWith("added-")) return ADDED_BASE + Number(target.slice(6));
+  return null;
+}
+
+function describeTarget(target) {
+  return target.startsWith("ai-") ? `AI finding ${target.slice(3)}` : `your finding ${target.slice(6)}`;
+}
+
+function decisionWords(decision) {
+  const words = [KIND_WORDS[decision.kind]];
+  if (decision.kind === "edited" && decision.dice != null) words.push(`Dice ${decision.dice.toFixed(2)}`);
+  if (decision.kind === "overridden") words.push(decision.reason_code.replaceAll("_", " "));
+  words.push(`confidence ${decision.confidence}`);
+  return words.join(" · ");
+}
+
+function clock(seconds) {
+  const s = Math.floor(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** {sop: Uint8Array} -> {sop: base64}, as the API takes masks. */
+export function encodeMask(slices) {
+  const out = {};
+  for (const [sop, bytes] of Object.entries(slices)) {
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    out[sop] = btoa(text);
+  }
+  return out;
+}
+
+function decodeMask(slices) {
+  const out = {};
+  for (const [sop, text] of Object.entries(slices || {})) out[sop] = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return out;
+}
+
+function element(tag, properties) {
+  return Object.assign(document.createElement(tag), properties);
+}
