@@ -6,11 +6,14 @@
 - POST /api/v1/inference/jobs/                        ask for a job (series_uid, model name[, version])
 - POST /api/v1/inference/jobs/{id}/cancel/ and /rerun/
 - GET  /api/v1/inference/models/                      the registry, with model cards
+
+A study, series or job the caller may not see is answered as if it did not exist; when it
+does exist, the refusal is audited like a 403 (110113 Security Alert).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -22,12 +25,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.services import audit_permission_denied
 from inference.auditing import audit_outputs_accessed
 from inference.models import InferenceJob, JobOutput, ModelVersion
 from inference.outputs import output_open
 from inference.presenting import job_overlay, job_summary
 from inference.selectors import job_for_study, jobs_for_user, model_by_name
 from inference.services import JobError, job_cancel, job_request, job_rerun
+from viewer.models import Series, Study
 from viewer.selectors import series_queryset_for_user, study_queryset_for_user
 
 
@@ -50,10 +55,21 @@ class CanChangeJobs(_Has):
     perm = "inference.change_inferencejob"
 
 
+def _refused_if(request: Request, *, exists: bool) -> None:
+    """Audits the refusal of something that exists but is not the caller's to see."""
+    if exists:
+        audit_permission_denied(request=request._request)
+
+
+def _not_found(request: Request, message: str, *, exists: bool) -> NoReturn:
+    _refused_if(request, exists=exists)
+    raise Http404(message)
+
+
 def _job(request: Request, pk: int) -> InferenceJob:
     job = jobs_for_user(user=request.user).filter(pk=pk).first()
     if job is None:
-        raise Http404("no such job")
+        _not_found(request, "no such job", exists=InferenceJob.objects.filter(pk=pk).exists())
     return job
 
 
@@ -66,7 +82,7 @@ class StudyAiApi(APIView):
     def get(self, request: Request, study_uid: str) -> Response:
         study = study_queryset_for_user(user=request.user).filter(study_uid=study_uid).first()
         if study is None:
-            raise Http404("no such study")
+            _not_found(request, "no such study", exists=Study.objects.filter(study_uid=study_uid).exists())
         job = job_for_study(user=request.user, study=study)
         if job is None:
             return Response({"status": "none", "job": None, "findings": []})
@@ -144,6 +160,7 @@ class JobRequestApi(APIView):
         data = given.validated_data
         series = series_queryset_for_user(user=request.user).filter(series_uid=data["series_uid"]).first()
         if series is None:
+            _refused_if(request, exists=Series.objects.filter(series_uid=data["series_uid"]).exists())
             raise ValidationError({"series_uid": ["no such series"]})
         try:
             model = model_by_name(name=data["model"], version=data.get("version"))

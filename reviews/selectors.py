@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -84,6 +85,21 @@ def ai_blind_scope(*, user: Any) -> Q:
         reader=user.pk, study=OuterRef("series__study_id"), revealed_job__isnull=True
     ).exclude(phase=Reading.Phase.SUBMITTED)
     return ~Q(Exists(blind))
+
+
+def revealable_job(*, user: Any, series: Any) -> InferenceJob | None:
+    """The newest succeeded job of an active model on a reading's series that the reader may
+    see once the reading reveals it (jobs_for_user hides it while the read is blind)."""
+    return (
+        InferenceJob.objects.filter(ai_scope(user=user))
+        .filter(
+            series=series,
+            model_version__status=ModelVersion.Status.ACTIVE,
+            status=InferenceJob.Status.SUCCEEDED,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 # --- Projects ------------------------------------------------------------------------------
@@ -229,7 +245,11 @@ def worklist_page(
             for project in projects
         ]
         keys = [key[-1] for key in islice(heapq.merge(*per_project), start, stop)]
-    found = ProjectStudy.objects.select_related("study__patient", "project").in_bulk(keys)
+    found = ProjectStudy.objects.select_related("study__patient").in_bulk(keys)
+    # Each project once, not once per row (every copy would decode its override reasons).
+    project_rows = ReadingProject.objects.in_bulk({entry.project_id for entry in found.values()})
+    for entry in found.values():
+        entry.project = project_rows[entry.project_id]
     rows = [WorklistRow(entry=found[key]) for key in keys[:size]]
     _attach_details(rows, user=user, memberships=memberships)
     return WorklistPage(rows=rows, number=page, has_next=len(keys) > size)
@@ -296,14 +316,13 @@ def _attach_details(rows: list[WorklistRow], *, user: Any, memberships: dict[int
     study_pks = {row.entry.study_id for row in rows}
     project_pks = {row.entry.project_id for row in rows}
     assignees: dict[tuple[int, int], list[str]] = {}
-    for assignment in (
+    reader_name = f"reader__{get_user_model().USERNAME_FIELD}"
+    for project_pk, study_pk, name in (
         Assignment.objects.filter(study_id__in=study_pks, project_id__in=project_pks)
-        .select_related("reader")
         .order_by("created_at", "pk")
+        .values_list("project_id", "study_id", reader_name)
     ):
-        assignees.setdefault((assignment.project_id, assignment.study_id), []).append(
-            assignment.reader.get_username()
-        )
+        assignees.setdefault((project_pk, study_pk), []).append(name)
     jobs = _ai_jobs(study_pks)
     readings = {
         (r.project_id, r.study_id): r

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviews import services
-from reviews.api.common import ErrorSerializer, ReviewsApi, has, valid
+from reviews.api.common import ErrorSerializer, ReviewsApi, has, hidden_or_missing, valid
 from reviews.errors import Invalid
 from reviews.models import Decision, FeedbackExport
 from reviews.permissions import EXPORT_FEEDBACK
@@ -34,9 +34,11 @@ def _status(export: FeedbackExport) -> dict[str, object]:
 
 
 def _export(request: Request, pk: int) -> FeedbackExport:
+    """The caller's own export; another admin's is 404 as if it did not exist (audited)."""
     export = FeedbackExport.objects.filter(pk=pk, requested_by_id=request.user.pk).first()
     if export is None:
-        raise Http404("no such export")
+        hidden_or_missing(request, exists=FeedbackExport.objects.filter(pk=pk).exists())
+    assert export is not None
     return export
 
 

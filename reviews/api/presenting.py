@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from inference.models import InferenceJob
 from reviews.models import Decision, Reading
-from reviews.selectors import WorklistRow, decisions_current
+from reviews.selectors import WorklistRow, decisions_current, revealable_job
 from reviews.services.decisions import LABELS
 
 
@@ -76,6 +76,13 @@ def ai_data(job: InferenceJob) -> dict[str, Any]:
     }
 
 
+def _waits_for_ai(reading: Reading) -> bool:
+    return reading.revealed_job_id is None and reading.phase in (
+        Reading.Phase.LOCKED,
+        Reading.Phase.AI_REVEALED,
+    )
+
+
 def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
     project = reading.project
     job = reading.revealed_job if show_ai else None
@@ -105,6 +112,11 @@ def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
         "unaided_seconds": round(reading.unaided_seconds, 1),
         "aided_seconds": round(reading.aided_seconds, 1),
         "ai": ai_data(job) if job is not None else None,
+        # Waiting for the AI (locked, or ai-first before the job finished): whether reveal
+        # would find a result now, so a client polls this rather than the reveal.
+        "ai_ready": show_ai
+        and _waits_for_ai(reading)
+        and revealable_job(user=reading.reader, series=reading.series) is not None,
         "decisions": [decision_data(d) for d in decisions_current(reading=reading).select_related("reader")],
         "seg_sop_uid": reading.seg_sop_uid or None,
         "sr_sop_uid": reading.sr_sop_uid or None,

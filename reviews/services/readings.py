@@ -22,7 +22,7 @@ from reviews.errors import Conflict, Invalid, StaleVersion
 from reviews.masks import series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
-from reviews.selectors import ai_scope
+from reviews.selectors import revealable_job
 from reviews.services.projects import project_status_refresh
 from viewer.models import Series
 
@@ -48,7 +48,7 @@ def reading_start(
         series, slice_uids=job.slice_uids if job is not None and job.slice_uids else None
     )
     ai_first = project.reading_mode == ReadingProject.Mode.AI_FIRST and not ai_hidden_from(role, project)
-    revealed = _revealable_job(user=user, series=series) if ai_first else None
+    revealed = revealable_job(user=user, series=series) if ai_first else None
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -145,7 +145,7 @@ def reading_lock(
         changes["unaided_impression"] = unaided_impression
     job = None
     if not ai_hidden_from(member_role(reading.reader, reading.project), reading.project):
-        job = _revealable_job(user=reading.reader, series=reading.series)
+        job = revealable_job(user=reading.reader, series=reading.series)
     if job is not None:
         changes.update(phase=Phase.AI_REVEALED, revealed_job=job, revealed_at=now)
     with transaction.atomic():
@@ -164,7 +164,7 @@ def reading_reveal(*, reading: Reading, version: int, request: HttpRequest | Non
     )
     if not waiting:
         raise Conflict(f"there is nothing to reveal: the reading is {reading.phase}")
-    job = _revealable_job(user=reading.reader, series=reading.series)
+    job = revealable_job(user=reading.reader, series=reading.series)
     if job is None:
         raise Conflict("no AI result to reveal yet: the AI has not finished reading this series")
     with transaction.atomic():
@@ -235,21 +235,6 @@ def _reading_series(*, study_pk: int) -> tuple[Series, InferenceJob | None]:
     if series is None:
         raise Invalid("the study holds no images to read")
     return series, None
-
-
-def _revealable_job(*, user: Any, series: Series) -> InferenceJob | None:
-    """The newest succeeded job of an active model on the reading's series that the reader may
-    see once the reading reveals it (jobs_for_user would hide it while the read is blind)."""
-    return (
-        InferenceJob.objects.filter(ai_scope(user=user))
-        .filter(
-            series=series,
-            model_version__status=ModelVersion.Status.ACTIVE,
-            status=InferenceJob.Status.SUCCEEDED,
-        )
-        .order_by("-created_at", "-pk")
-        .first()
-    )
 
 
 def reading_audit(

@@ -40,10 +40,8 @@ export class ReviewPanel {
     this.activeMs = 0;
     this.$ = (name) => root.querySelector(`[data-review-${name}]`);
     this._wire();
-    // ai-first with the job still running: the overlay follows it; once it is there, reveal it.
-    app.viewer.addEventListener("aishown", () => {
-      if (this.reading?.phase === "ai_revealed" && !this.reading.ai) this.reveal({ quiet: true });
-    });
+    // ai-first with the job still running: the overlay follows it; once it is there, ask again.
+    app.viewer.addEventListener("aishown", () => this._checkForAi());
   }
 
   // --- Start -------------------------------------------------------------------------------
@@ -266,12 +264,23 @@ export class ReviewPanel {
     this._render();
   }
 
-  /** Locked (or ai-first) with no AI result yet: try the reveal now and then, quietly. */
+  _waitsForAi() {
+    const { reading } = this;
+    return Boolean(reading?.project.show_ai && !reading.ai && ["locked", "ai_revealed"].includes(reading.phase));
+  }
+
+  /** Locked (or ai-first) with no AI result yet: look now and then whether one is there. */
   _waitForAi() {
     clearTimeout(this.aiTimer);
-    const waiting = this.reading.phase === "locked" || (this.reading.phase === "ai_revealed" && !this.reading.ai);
-    if (!waiting || !this.reading.project.show_ai) return;
-    this.aiTimer = setTimeout(() => this.reveal({ quiet: true }).finally(() => this.reading.ai || this._waitForAi()), WAIT_FOR_AI_MS);
+    if (this._waitsForAi()) this.aiTimer = setTimeout(() => this._checkForAi(), WAIT_FOR_AI_MS);
+  }
+
+  async _checkForAi() {
+    if (!this._waitsForAi()) return;
+    const reading = await this._call("GET", this.reading.urls.self, undefined, { quiet: true });
+    if (reading) this.reading.ai_ready = reading.ai_ready;
+    if (this.reading.ai_ready) await this.reveal({ quiet: true });
+    else this._waitForAi();
   }
 
   /** The labelmap as the reading's current decisions leave it (added and edited masks). */
