@@ -25,6 +25,7 @@ from django_htmx.middleware import HtmxDetails
 from audit import selectors, services
 from audit.exporters import FORMATS, attach
 from audit.filters import QUICK_FILTERS, AuditFilter, AuditFilterForm
+from audit.models import AuditExport
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -109,6 +110,7 @@ def audit_export_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A background export's progress; the htmx partial polls itself until the export is finished."""
     export = selectors.audit_export_for_user(export_pk=pk, user=request.user)
     if export is None:
+        services.audit_hidden_refused(request=request, exists=AuditExport.objects.filter(pk=pk).exists())
         raise Http404("no such export")
     template = "audit/export_status.html#status" if request.htmx else "audit/export_status.html"
     return render(request, template, {"export": export})
@@ -120,6 +122,9 @@ def audit_export_file(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The finished file of a background export (recorded as 110106 Export)."""
     export = selectors.audit_export_for_user(export_pk=pk, user=request.user)
     if export is None or not export.file_name:
+        services.audit_hidden_refused(
+            request=request, exists=export is None and AuditExport.objects.filter(pk=pk).exists()
+        )
         raise Http404("no such export file")
     services.audit_export_fetched(export=export, request=request)
     return attach(FileResponse(default_storage.open(export.file_name, "rb")), FORMATS[export.export_format])

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.services import audit_permission_denied
+from audit.services import audit_hidden_refused
 from inference.auditing import audit_outputs_accessed
 from inference.models import InferenceJob, JobOutput, ModelVersion
 from inference.outputs import output_open
@@ -55,14 +55,8 @@ class CanChangeJobs(_Has):
     perm = "inference.change_inferencejob"
 
 
-def _refused_if(request: Request, *, exists: bool) -> None:
-    """Audits the refusal of something that exists but is not the caller's to see."""
-    if exists:
-        audit_permission_denied(request=request._request)
-
-
 def _not_found(request: Request, message: str, *, exists: bool) -> NoReturn:
-    _refused_if(request, exists=exists)
+    audit_hidden_refused(request=request._request, exists=exists)
     raise Http404(message)
 
 
@@ -160,7 +154,9 @@ class JobRequestApi(APIView):
         data = given.validated_data
         series = series_queryset_for_user(user=request.user).filter(series_uid=data["series_uid"]).first()
         if series is None:
-            _refused_if(request, exists=Series.objects.filter(series_uid=data["series_uid"]).exists())
+            audit_hidden_refused(
+                request=request._request, exists=Series.objects.filter(series_uid=data["series_uid"]).exists()
+            )
             raise ValidationError({"series_uid": ["no such series"]})
         try:
             model = model_by_name(name=data["model"], version=data.get("version"))

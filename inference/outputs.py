@@ -27,8 +27,9 @@ from pydicom.dataset import Dataset
 from inference.derived_job import derived_objects
 from inference.engine.types import InferenceResult, Volume
 from inference.models import Finding, InferenceJob, JobOutput, ModelVersion
+from viewer.ingest.rows import SeriesProducer
 from viewer.ingest.service import ingest_file
-from viewer.models import Instance
+from viewer.models import Instance, Series
 from viewer.services import instances_delete
 
 Kind = JobOutput.Kind
@@ -116,7 +117,10 @@ def _save_dicom(job: InferenceJob, kind: str, part10: tuple[str, bytes], *, inde
         output.sop_instance_uid = sop_uid
         return output
     outcome = ingest_file(
-        source=io.BytesIO(content), name=f"{kind} of inference job {job.pk}", origin="derived"
+        source=io.BytesIO(content),
+        name=f"{kind} of inference job {job.pk}",
+        origin="derived",
+        producer=SeriesProducer(kind=Series.Producer.AI_JOB, id=job.pk),
     )
     if outcome.status == "rejected":
         raise RuntimeError(f"the DICOM store refused the job's {kind}: {outcome.reason}")

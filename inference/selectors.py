@@ -15,8 +15,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from inference.models import InferenceJob, ModelVersion
-from viewer.models import Study
-from viewer.selectors import series_queryset_for_user
+from viewer.models import Series, Study
+from viewer.selectors import study_queryset_for_user
 
 VIEW_SHADOW = "inference.view_shadow_output"
 
@@ -32,7 +32,8 @@ def job_scope_register(scope: JobScope) -> None:
 
 
 def jobs_for_user(*, user: Any) -> QuerySet[InferenceJob]:
-    visible = series_queryset_for_user(user=user).filter(pk=OuterRef("series_id"))
+    # The job's input series is an image series from outside: the study decides.
+    visible = study_queryset_for_user(user=user).filter(pk=OuterRef("series__study_id"))
     jobs = InferenceJob.objects.filter(Exists(visible)).select_related("model_version", "series__study")
     if not user.has_perm(VIEW_SHADOW):
         jobs = jobs.exclude(model_version__status=ModelVersion.Status.SHADOW)
@@ -69,3 +70,10 @@ def model_by_name(*, name: str, version: str | None = None) -> ModelVersion:
     if model is None:
         raise LookupError(f"no model {name!r}{' ' + version if version else ''} is registered")
     return model
+
+
+def output_series_scope(*, user: Any) -> Q:
+    """Condition on Series (viewer.selectors' series scope): a series holding an AI job's
+    DICOM objects (SEG, Parametric Map, SR) is seen by whoever sees that job's output."""
+    seen = jobs_for_user(user=user).filter(pk=OuterRef("producer_id"))
+    return ~Q(producer_kind=Series.Producer.AI_JOB) | Q(Exists(seen))

@@ -14,9 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from audit.services import audit_hidden_refused
 from inference.models import InferenceJob, ModelVersion
 from inference.selectors import job_for_study, jobs_for_user
 from inference.services import JobError, job_cancel, job_rerun
+from viewer.models import Study
 from viewer.selectors import study_queryset_for_user
 
 STATUS_TEMPLATE = "inference/_job_status.html"
@@ -86,6 +88,7 @@ def study_panel(request: HtmxRequest, study_uid: str) -> HttpResponse:
     """The AI panel of the viewer's side panel: model, status, findings (polls while running)."""
     study = study_queryset_for_user(user=request.user).filter(study_uid=study_uid).first()
     if study is None:
+        audit_hidden_refused(request=request, exists=Study.objects.filter(study_uid=study_uid).exists())
         raise Http404("no such study")
     job = job_for_study(user=request.user, study=study)
     response = render(request, "inference/_study_panel.html", {"study": study, "job": job})
@@ -97,6 +100,7 @@ def study_panel(request: HtmxRequest, study_uid: str) -> HttpResponse:
 def _job(request: HttpRequest, pk: int) -> InferenceJob:
     job = jobs_for_user(user=request.user).filter(pk=pk).first()
     if job is None:
+        audit_hidden_refused(request=request, exists=InferenceJob.objects.filter(pk=pk).exists())
         raise Http404("no such job")
     return job
 

@@ -13,9 +13,9 @@ class ReviewsConfig(AppConfig):
         from reviews.panels import reading_panel
         from reviews.receivers import on_instance_stored, on_job_finished
         from reviews.roles import roles_sync_after_migrate
-        from reviews.selectors import ai_blind_scope, ai_scope, study_scope
+        from reviews.selectors import ai_blind_scope, ai_scope, reader_series_scope, study_scope
         from viewer.panels import study_panel_register
-        from viewer.selectors import study_scope_register
+        from viewer.selectors import series_scope_register, study_scope_register
         from viewer.signals import instance_stored
 
         # Once per migrate: reviews is the last app, so every permission exists by then.
@@ -25,6 +25,7 @@ class ReviewsConfig(AppConfig):
         study_scope_register(study_scope)
         job_scope_register(ai_scope)
         job_scope_register(ai_blind_scope)
-        study_panel_register(reading_panel)
+        study_panel_register(reading_panel)  # the reading beside the images
+        series_scope_register(reader_series_scope)
         instance_stored.connect(on_instance_stored, dispatch_uid="reviews.study_arrived")
         job_finished.connect(on_job_finished, dispatch_uid="reviews.triage_refresh")

@@ -27,7 +27,7 @@ from reviews.models import (
     Reading,
     ReadingProject,
 )
-from viewer.models import Study
+from viewer.models import Series, Study
 from viewer.selectors import study_queryset_for_user
 
 VIEW_ALL_STUDIES = ("reviews", "view_all_studies")
@@ -77,14 +77,25 @@ def ai_scope(*, user: Any) -> Q:
     )
 
 
+# Before the AI is revealed (an ai-first reading starts revealed, waiting for a result or not).
+BLIND_PHASES = (Reading.Phase.UNAIDED, Reading.Phase.LOCKED)
+
+
 def ai_blind_scope(*, user: Any) -> Q:
     """Condition on InferenceJob: no AI output of a study the user is reading blind (an
     unaided read not locked yet, or locked with no AI revealed): the AI reaches the reader
     through the reading's reveal only, whatever route they try."""
     blind = Reading.objects.filter(
-        reader=user.pk, study=OuterRef("series__study_id"), revealed_job__isnull=True
-    ).exclude(phase=Reading.Phase.SUBMITTED)
+        reader=user.pk, study=OuterRef("series__study_id"), phase__in=BLIND_PHASES
+    )
     return ~Q(Exists(blind))
+
+
+def reader_series_scope(*, user: Any) -> Q:
+    """Condition on Series (viewer.selectors' series scope): a reader's SEG and SR are seen by
+    that reader and by admins, never by other readers (a consensus read stays blind)."""
+    own = Reading.objects.filter(pk=OuterRef("producer_id"), reader=user.pk)
+    return ~Q(producer_kind=Series.Producer.READING) | _holds_view_all(user) | Q(Exists(own))
 
 
 def revealable_job(*, user: Any, series: Any) -> InferenceJob | None:

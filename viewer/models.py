@@ -50,6 +50,10 @@ class Study(models.Model):
 
 
 class Series(models.Model):
+    class Producer(models.TextChoices):
+        AI_JOB = "ai", "an AI job's output"
+        READING = "reading", "a reader's objects"
+
     series_uid = models.CharField(max_length=64, unique=True)
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
     modality = models.CharField(max_length=16, blank=True, default="", db_index=True)
@@ -58,6 +62,10 @@ class Series(models.Model):
     body_part = models.CharField(max_length=64, blank=True, default="")
     manufacturer = models.CharField(max_length=64, blank=True, default="")
     frame_of_reference_uid = models.CharField(max_length=64, blank=True, default="")
+    # A series Overread wrote itself: which app's object (its primary key in producer_id).
+    # Who may see it is that app's question (viewer.selectors.series_scope_register).
+    producer_kind = models.CharField(max_length=8, choices=Producer.choices, blank=True, default="")
+    producer_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

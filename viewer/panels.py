@@ -3,8 +3,8 @@
 The viewer knows nothing of reading projects; the reviews app registers a panel (the
 reading: unaided read, lock, reveal, decisions, submit) with `study_panel_register` when it
 starts. A panel may ask the page to keep the AI out of sight (a blinded read): then the
-page neither loads the AI result nor lists the series the AI wrote, and the panel shows the
-AI itself once the reader may see it.
+page does not load the AI result, and the panel shows the AI itself once the reader may see
+it. (Which series the page lists is viewer.selectors' question, as everywhere.)
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from viewer.models import Study
 class StudyPanel:
     template: str  # rendered inside the page's #side-panel
     context: dict[str, Any] = field(default_factory=dict)
-    hides_ai: bool = False  # the page shows no AI result and no AI-written series
-    hidden_series: frozenset[str] = frozenset()  # series UIDs the page leaves out
+    hides_ai: bool = False  # the page loads no AI result
 
 
 # (request, study) -> the panel for this user and study, or None.

@@ -23,6 +23,10 @@ VIEW_STUDY_PERMISSION = "viewer.view_study"
 # (user=) -> a condition on Study that the user's studies must also meet.
 StudyScope = Callable[..., Q]
 _study_scopes: list[StudyScope] = []
+# (user=) -> a condition on Series that the user's series must also meet (within the studies
+# they see): the apps that write series (AI outputs, readers' objects) say who sees them.
+SeriesScope = Callable[..., Q]
+_series_scopes: list[SeriesScope] = []
 
 
 def study_scope_register(scope: StudyScope) -> None:
@@ -55,15 +59,38 @@ def study_queryset_for_user(*, user: Any) -> QuerySet[Study]:
     return Study.objects.filter(granted)
 
 
+def series_scope_register(scope: SeriesScope) -> None:
+    """Narrows every read of series and instances to series that also meet `scope(user=...)`'s
+    condition (called once, from an AppConfig.ready())."""
+    if scope not in _series_scopes:
+        _series_scopes.append(scope)
+
+
+def series_scope(*, user: Any) -> Q:
+    """The registered series conditions together: a series Overread wrote is seen by whom its
+    producer says (series from outside, producer_kind "", are never narrowed here)."""
+    condition = Q()
+    if user is not None and user.is_superuser:
+        return condition
+    for scope in _series_scopes:
+        condition &= scope(user=user)
+    return condition
+
+
 def series_queryset_for_user(*, user: Any) -> QuerySet[Series]:
-    """The series of the studies `user` may see."""
+    """The series of the studies `user` may see, less the written ones they may not."""
     # A correlated EXISTS on the study's primary key: one index probe per row,
     # where `study__in=` would make SQLite list every visible study first.
     visible = study_queryset_for_user(user=user).filter(pk=OuterRef("study_id"))
-    return Series.objects.filter(Exists(visible))
+    return Series.objects.filter(Exists(visible)).filter(series_scope(user=user))
 
 
 def instance_queryset_for_user(*, user: Any) -> QuerySet[Instance]:
-    """The instances of the studies `user` may see."""
+    """The instances of the series `user` may see."""
     visible = study_queryset_for_user(user=user).filter(pk=OuterRef("series__study_id"))
-    return Instance.objects.filter(Exists(visible))
+    instances = Instance.objects.filter(Exists(visible))
+    if _series_scopes and not user.is_superuser:
+        # Only series Overread wrote are ever narrowed: the others pass on their column alone.
+        seen = Series.objects.filter(pk=OuterRef("series_id")).filter(series_scope(user=user))
+        instances = instances.filter(Q(series__producer_kind="") | Q(Exists(seen)))
+    return instances

@@ -17,11 +17,12 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydicom.datadict import keyword_for_tag
 
+from audit.services import audit_hidden_refused
 from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.ingest.service import IngestOutcome, ingest_upload
 from viewer.models import Instance, Study
 from viewer.panels import study_panels
-from viewer.selectors import study_queryset_for_user
+from viewer.selectors import series_queryset_for_user, study_queryset_for_user
 from viewer.store import is_valid_uid
 
 INGEST_PERMISSION = "viewer.add_instance"
@@ -130,8 +131,12 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     once per study per session, the same event the viewer's DICOMweb reads record.
     """
     study = _visible_study(request, study_uid)
+    panels = study_panels(request, study)  # first: a panel may open the user's reading
+    hides_ai = any(panel.hides_ai for panel in panels)
     series = list(
-        study.series.annotate(
+        series_queryset_for_user(user=request.user)
+        .filter(study=study)
+        .annotate(
             instance_count=Count("instances"),
             first_instance=Min("instances__pk"),
             frames=Max("instances__number_of_frames"),  # 0: no pixels (SR), so no thumbnail
@@ -139,10 +144,6 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
         .filter(instance_count__gt=0)
         .order_by("series_number", "pk")
     )
-    panels = study_panels(request, study)
-    hides_ai = any(panel.hides_ai for panel in panels)
-    hidden = frozenset().union(*(panel.hidden_series for panel in panels))
-    series = [s for s in series if s.series_uid not in hidden]
     _audit_viewer_opened(request, study)
     first_metadata = Instance.objects.filter(pk__in=[s.first_instance for s in series]).values_list(
         "metadata", flat=True
@@ -170,6 +171,7 @@ def _visible_study(request: HttpRequest, study_uid: str) -> Study:
         .first()
     )
     if study is None:
+        audit_hidden_refused(request=request, exists=Study.objects.filter(study_uid=study_uid).exists())
         raise Http404("no such study")
     return study
 

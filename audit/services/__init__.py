@@ -11,7 +11,12 @@ from audit.services.exports import (
     audit_export_stream,
     audit_export_write,
 )
-from audit.services.recording import audit_log_used, audit_permission_denied, audit_record
+from audit.services.recording import (
+    audit_hidden_refused,
+    audit_log_used,
+    audit_permission_denied,
+    audit_record,
+)
 
 __all__ = [
     "audit_chain_check",
@@ -20,6 +25,7 @@ __all__ = [
     "audit_export_request",
     "audit_export_stream",
     "audit_export_write",
+    "audit_hidden_refused",
     "audit_log_used",
     "audit_permission_denied",
     "audit_record",

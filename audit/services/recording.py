@@ -180,6 +180,13 @@ def audit_permission_denied(*, request: HttpRequest) -> AuditEvent:
     )
 
 
+def audit_hidden_refused(*, request: HttpRequest, exists: bool) -> None:
+    """A request for something the caller may not see is answered 404, as if it did not exist;
+    when it does exist, that is a refusal and is recorded as one (audit_permission_denied)."""
+    if exists:
+        audit_permission_denied(request=request)
+
+
 def audit_log_used(*, request: HttpRequest, audit_filter: AuditFilter, page: str) -> AuditEvent:
     """Records that someone read the audit trail (110101 Audit Log Used): the review page or the API."""
     return audit_record(

@@ -25,7 +25,9 @@ from reviews.reader_dicom import ReaderObject, reader_objects
 from reviews.selectors import decisions_current
 from reviews.services.projects import project_status_refresh
 from reviews.services.readings import _check_agreement, _check_version, reading_audit
+from viewer.ingest.rows import SeriesProducer
 from viewer.ingest.service import ingest_file
+from viewer.models import Series
 from viewer.services import instances_delete
 
 Phase = Reading.Phase
@@ -112,6 +114,7 @@ def _store(objects: list[ReaderObject], *, reading: Reading, request: HttpReques
             source=io.BytesIO(obj.content),
             name=f"reader {obj.kind} of reading {reading.pk}",
             origin="derived",
+            producer=SeriesProducer(kind=Series.Producer.READING, id=reading.pk),
             user=reading.reader if request is None else None,
             request=request,
         )

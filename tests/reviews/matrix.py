@@ -78,30 +78,6 @@ def _same(expect: Expect) -> tuple[Expect, ...]:
     return (expect,) * len(ROLES)
 
 
-# --- Why some cells disagree with the contract today (reported, not fixed here) ---------------
-VIEWER_404_UNAUDITED = (
-    "viewer/views.py _visible_study raises 404 for a study that exists but is hidden without "
-    "auditing the refusal (docs/review.md: 'when it does exist, the refusal is audited')"
-)
-DICOMWEB_404_UNAUDITED = (
-    "viewer/dicomweb/lookup.py study/series/instance_for_request raise NotFound for hidden "
-    "studies without auditing the refusal"
-)
-PANEL_404_UNAUDITED = (
-    "inference/views.py study_panel and _job raise 404 for a hidden study or job without auditing the refusal"
-)
-AI_SERIES_OVER_DICOMWEB = (
-    "DICOMweb serves the AI's SEG/Parametric Map/SR series to an annotator of a project that "
-    "hides the AI (viewer.selectors.series_queryset_for_user has no AI scope; only the study "
-    "page leaves them out)"
-)
-
-
-def _unaudited(expect: tuple[Expect, ...], why: str) -> tuple[tuple[str, str], ...]:
-    """The roles whose HIDDEN cell the code answers 404 without the audit."""
-    return tuple((role, why) for role, cell in zip(ROLES, expect, strict=True) if cell == HIDDEN)
-
-
 def _version(values: dict[str, Any]) -> dict[str, Any]:
     return {"version": values["R_version"]}
 
@@ -130,8 +106,8 @@ PAGES = [
     Row("POST", "/logout/", _same(LOGIN), json=False, fresh=True),
     Row("GET", "/health/", _same(OK)),
     Row("GET", "/", ANY_PAGE),
-    Row("GET", "/studies/{S}/", S_PAGE, known=_unaudited(S_PAGE, VIEWER_404_UNAUDITED)),
-    Row("GET", "/studies/{T}/", T_PAGE, known=_unaudited(T_PAGE, VIEWER_404_UNAUDITED)),
+    Row("GET", "/studies/{S}/", S_PAGE),
+    Row("GET", "/studies/{T}/", T_PAGE),
     Row("GET", "/upload/", INGEST_PAGE),
     Row("POST", "/upload/files", (LOGIN, BAD, DENIED, DENIED, BAD, BAD, LOGIN), json=False),
     Row("GET", "/pacs/", INGEST_PAGE),
@@ -148,39 +124,33 @@ PAGES = [
         "GET",
         "/inference/jobs/{jS}/status/",
         (LOGIN, OK, HIDDEN, OK, HIDDEN, OK, LOGIN),
-        known=(("ann", PANEL_404_UNAUDITED), ("radq", PANEL_404_UNAUDITED)),
     ),
     Row(
         "GET",
         "/inference/jobs/{jT}/status/",
         T_PAGE,
-        known=_unaudited(T_PAGE, PANEL_404_UNAUDITED),
     ),
     Row(
         "POST",
         "/inference/jobs/{jS}/cancel/",
         (LOGIN, OK, DENIED, DENIED, HIDDEN, OK, LOGIN),
         json=False,
-        known=(("radq", PANEL_404_UNAUDITED),),
     ),
     Row(
         "POST",
         "/inference/jobs/{jS}/rerun/",
         (LOGIN, OK, DENIED, DENIED, HIDDEN, OK, LOGIN),
         json=False,
-        known=(("radq", PANEL_404_UNAUDITED),),
     ),
     Row(
         "GET",
         "/inference/studies/{S}/panel/",
         S_PAGE,
-        known=_unaudited(S_PAGE, PANEL_404_UNAUDITED),
     ),
     Row(
         "GET",
         "/inference/studies/{T}/panel/",
         T_PAGE,
-        known=_unaudited(T_PAGE, PANEL_404_UNAUDITED),
     ),
     Row("GET", "/audit/", ADMIN_PAGE),
     Row("GET", "/audit/export/csv/", ADMIN_PAGE),
@@ -330,14 +300,13 @@ def _dicomweb_rows() -> Iterator[Row]:
     yield Row("POST", "/dicomweb/studies/{S}", INGEST_API)
     for path in _DICOMWEB_PATHS:
         s = path.replace("{X", "{S")
-        yield Row("GET", s, S_DICOMWEB, known=_unaudited(S_DICOMWEB, DICOMWEB_404_UNAUDITED))
+        yield Row("GET", s, S_DICOMWEB)
         t = path.replace("{X", "{T")
-        yield Row("GET", t, T_DICOMWEB, known=_unaudited(T_DICOMWEB, DICOMWEB_404_UNAUDITED))
+        yield Row("GET", t, T_DICOMWEB)
     # The AI's own SEG series in S: AI output, so not for the annotator of P.
     for path in (_SERIES, _SERIES + "/metadata", _INSTANCE + "/metadata"):
         ai = path.replace("{X_se}", "{S_ai_se}").replace("{X_sop}", "{S_ai_sop}").replace("{X", "{S")
-        known = (("ann", AI_SERIES_OVER_DICOMWEB), ("radq", DICOMWEB_404_UNAUDITED))
-        yield Row("GET", ai, S_AI_DICOMWEB, known=known)
+        yield Row("GET", ai, S_AI_DICOMWEB)
 
 
 DICOMWEB = list(_dicomweb_rows())

@@ -338,18 +338,12 @@ def test_the_annotator_gets_no_ai_output_by_any_route(world: World) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True, reason="templates/reviews/worklist.html: row class triage-<AI triage> for every reader"
-)
 def test_the_worklist_page_keeps_the_ai_triage_from_the_annotator(world: World) -> None:
     assert "triage-urgent" in _get(world, "rad", "/?status=all").content.decode()
     assert "triage-urgent" not in _get(world, "ann", "/?status=all").content.decode()
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True, reason="DICOMweb lists and serves the AI's series to annotators it is hidden from"
-)
 def test_dicomweb_keeps_the_ai_series_from_the_annotator(world: World) -> None:
     v = world.values
     for role, shown in (("rad", True), ("ann", False)):
@@ -423,7 +417,6 @@ def test_another_admins_feedback_export_is_not_found_and_the_refusal_audited(wor
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="audit/views.py: another admin's export is 404 without an audit")
 def test_another_admins_audit_export_is_not_found_and_the_refusal_audited(world: World) -> None:
     other: Any = UserFactory(username="admin2", role=Role.ADMIN)
     client = Client()

@@ -124,11 +124,10 @@ def test_another_projects_study_is_not_found_by_direct_url(in_project, rob, clie
     assert api(rob).post("/api/v1/readings/", {"study_uid": uid}, format="json").status_code == 404
     assert not Reading.objects.exists()
     project_studies_add(project=other, studies=[in_project.study])  # now it is in Rob's project too
-    assert client.get(f"/studies/{uid}/").status_code == 200
-    assert (
-        api(rob).post("/api/v1/readings/", {"study_uid": uid, "project": other.pk}, format="json").status_code
-        == 201
-    )
+    assert client.get(f"/studies/{uid}/").status_code == 200  # opening the study opens his reading
+    opened = api(rob).post("/api/v1/readings/", {"study_uid": uid, "project": other.pk}, format="json")
+    assert opened.status_code == 200
+    assert Reading.objects.get().project == other
 
 
 def test_members_and_admins_see_the_study_and_nobody_else(in_project, rita, ada, rob, client):

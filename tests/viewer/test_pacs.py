@@ -38,8 +38,22 @@ def orthanc() -> DICOMwebClient:
 
 def _study_in_pacs(orthanc: DICOMwebClient, seed: int, slices: int = 16):
     study = make_ct_study(seed=seed, slices=slices, rows=128, columns=128, lesions=1)
+    _forget(study.study_uid)  # an earlier run's copy, with what it pushed into it
     orthanc.store_instances(datasets=study.datasets)
     return study
+
+
+def _forget(study_uid: str) -> None:
+    """Deletes a study from the PACS through Orthanc's own REST API (DICOMweb has no delete)."""
+    rest = os.environ.get("ORTHANC_URL", "")
+    if not rest:
+        return
+    auth = (os.environ.get("PACS_USERNAME", ""), os.environ.get("PACS_PASSWORD", ""))
+    found = requests.post(f"{rest}/tools/lookup", data=study_uid, auth=auth, timeout=30)
+    found.raise_for_status()
+    for item in found.json():
+        if item.get("Type") == "Study":
+            requests.delete(f"{rest}/studies/{item['ID']}", auth=auth, timeout=30).raise_for_status()
 
 
 def _seg_for(study, instances):

@@ -11,6 +11,7 @@ import re
 
 from django.http import HttpRequest
 
+from audit.services import audit_hidden_refused
 from viewer import selectors
 from viewer.dicomweb.http import BadRequest, NotFound
 from viewer.models import Instance, Series, Study
@@ -54,6 +55,7 @@ def study_for_request(request: HttpRequest, study_uid: str) -> Study:
         .first()
     )
     if study is None:
+        audit_hidden_refused(request=request, exists=Study.objects.filter(study_uid=study_uid).exists())
         raise NotFound(f"no study {study_uid}")
     return study
 
@@ -69,6 +71,8 @@ def series_for_request(request: HttpRequest, study_uid: str, series_uid: str) ->
         .first()
     )
     if series is None:
+        held = Series.objects.filter(series_uid=series_uid, study__study_uid=study_uid).exists()
+        audit_hidden_refused(request=request, exists=held)
         raise NotFound(f"no series {series_uid} in study {study_uid}")
     return series
 
@@ -86,6 +90,10 @@ def instance_for_request(request: HttpRequest, study_uid: str, series_uid: str, 
         .first()
     )
     if instance is None:
+        held = Instance.objects.filter(
+            sop_instance_uid=sop_uid, series__series_uid=series_uid, series__study__study_uid=study_uid
+        ).exists()
+        audit_hidden_refused(request=request, exists=held)
         raise NotFound(f"no instance {sop_uid} in series {series_uid} of study {study_uid}")
     return instance
 

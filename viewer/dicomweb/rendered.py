@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
+from viewer import selectors
 from viewer.decode import FrameError, FrameSource
 from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.dicomweb.http import BadRequest, NotFound, dicomweb_view
@@ -97,7 +98,10 @@ def study_thumbnail(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     """GET /studies/{study}/thumbnail: the first series' representative image."""
     study = study_for_request(request, study_uid)
     first_series = (
-        study.series.filter(instances__number_of_frames__gt=0).order_by("series_number", "pk").first()
+        selectors.series_queryset_for_user(user=request.user)
+        .filter(study=study, instances__number_of_frames__gt=0)
+        .order_by("series_number", "pk")
+        .first()
     )
     if first_series is None:
         raise NotFound(f"study {study_uid} has no images")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBase
 
+from viewer import selectors
 from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.dicomweb.http import dicomweb_view
 from viewer.dicomweb.lookup import instance_for_request, series_for_request, study_for_request
@@ -25,7 +26,7 @@ CHUNK_SIZE = 1 << 20
 def retrieve_study(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     """GET /studies/{study} (dispatched with STOW-RS by viewer.dicomweb.views.study)."""
     study = study_for_request(request, study_uid)
-    rows = Instance.objects.filter(series__study=study)
+    rows = selectors.instance_queryset_for_user(user=request.user).filter(series__study=study)
     _check_accept(request, rows)
     audit_study_accessed(request, study)
     return _files_response(rows)

@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.gzip import gzip_page
 
+from viewer import selectors
 from viewer.decode import PIXEL_KEYWORDS, FrameError, FrameSource
 from viewer.dicomweb.auditing import audit_study_accessed
 from viewer.dicomweb.dicomjson import DICOM_JSON, absolute_bulkdata
@@ -50,7 +51,7 @@ def study_metadata(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     accepts_json(request.headers.get("Accept"))
     study = study_for_request(request, study_uid)
     audit_study_accessed(request, study)
-    rows = Instance.objects.filter(series__study=study)
+    rows = selectors.instance_queryset_for_user(user=request.user).filter(series__study=study)
     return StreamingHttpResponse(
         _json_array(_metadata_texts(request, rows, study_uid)), content_type=DICOM_JSON
     )

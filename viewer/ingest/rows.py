@@ -50,7 +50,22 @@ class IndexRows:
             ) from None
 
 
-def index_rows_write(rows: IndexRows, *, key: str, local: LocalFile, instance: ValidInstance) -> int:
+@dataclass(frozen=True)
+class SeriesProducer:
+    """What in Overread wrote a series: `kind` a Series.Producer value, `id` its primary key."""
+
+    kind: str
+    id: int
+
+
+def index_rows_write(
+    rows: IndexRows,
+    *,
+    key: str,
+    local: LocalFile,
+    instance: ValidInstance,
+    producer: SeriesProducer | None = None,
+) -> int:
     patient_keys = {"patient_id": rows.patient["patient_id"], "issuer": rows.patient["issuer"]}
     patient, _ = Patient.objects.get_or_create(**patient_keys, defaults=rows.patient)
     study, _ = Study.objects.get_or_create(
@@ -62,8 +77,9 @@ def index_rows_write(rows: IndexRows, *, key: str, local: LocalFile, instance: V
             f"Patient ID than {patient.patient_id!r}",
             FailureReason.PROCESSING_FAILURE,
         )
+    made_by = {"producer_kind": producer.kind, "producer_id": producer.id} if producer else {}
     series, _ = Series.objects.get_or_create(
-        series_uid=instance.series_uid, defaults={**rows.series, "study": study}
+        series_uid=instance.series_uid, defaults={**rows.series, **made_by, "study": study}
     )
     if series.study_id != study.pk:
         raise Rejected(

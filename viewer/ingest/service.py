@@ -31,7 +31,7 @@ from viewer.ingest import index
 from viewer.ingest.archive import archive_entries, is_zip
 from viewer.ingest.errors import FailureReason, Rejected
 from viewer.ingest.parse import is_part10
-from viewer.ingest.rows import IndexRows, index_rows_write
+from viewer.ingest.rows import IndexRows, SeriesProducer, index_rows_write
 from viewer.ingest.spool import LocalFile, local_file, too_large
 from viewer.ingest.validate import ValidInstance, identify, validate_instance
 from viewer.models import Instance
@@ -79,15 +79,18 @@ def ingest_file(
     user: Any = None,
     request: HttpRequest | None = None,
     expected_study_uid: str | None = None,
+    producer: SeriesProducer | None = None,
 ) -> IngestOutcome:
     """Validates, stores and indexes one Part 10 file; audits the outcome; never raises for bad input.
 
     `expected_study_uid` (STOW-RS to /studies/{study}) refuses an instance of another study.
+    `producer` marks a new series as written by Overread itself (an AI job's, a reader's
+    objects): who may see it is then the producing app's question (viewer.selectors).
     """
     attempt = _attempt(name=name, origin=origin, user=user, request=request)
     try:
         with local_file(source, limit=settings.DICOM_MAX_FILE_BYTES) as local:
-            return _ingest_local(local, attempt, expected_study_uid=expected_study_uid)
+            return _ingest_local(local, attempt, expected_study_uid=expected_study_uid, producer=producer)
     except Rejected as rejection:
         return _refuse(rejection, attempt)
 
@@ -140,7 +143,11 @@ def _ingest_archive(path: Path, attempt: _Attempt) -> list[IngestOutcome]:
 
 
 def _ingest_local(
-    local: LocalFile, attempt: _Attempt, *, expected_study_uid: str | None = None
+    local: LocalFile,
+    attempt: _Attempt,
+    *,
+    expected_study_uid: str | None = None,
+    producer: SeriesProducer | None = None,
 ) -> IngestOutcome:
     attempt = replace(
         attempt, facts=IngestAuditFacts(origin=attempt.origin, sha256=local.sha256, size_bytes=local.size)
@@ -155,7 +162,7 @@ def _ingest_local(
                 FailureReason.DOES_NOT_MATCH,
             )
         rows = IndexRows.of(instance)
-        return _store(instance, rows, local, attempt)
+        return _store(instance, rows, local, attempt, producer)
     except Rejected as rejection:
         if not attempt.facts.sop_instance_uid:  # refused while validating: name what we can
             attempt = replace(attempt, facts=_identified(local, attempt.origin))
@@ -200,7 +207,13 @@ def _identified(local: LocalFile, origin: str) -> IngestAuditFacts:
 
 
 # --- Storing: the file, then the rows, or neither -------------------------------------------
-def _store(instance: ValidInstance, rows: IndexRows, local: LocalFile, attempt: _Attempt) -> IngestOutcome:
+def _store(
+    instance: ValidInstance,
+    rows: IndexRows,
+    local: LocalFile,
+    attempt: _Attempt,
+    producer: SeriesProducer | None = None,
+) -> IngestOutcome:
     held = _already_held(instance, local.sha256, attempt)
     if held is not None:
         return held
@@ -212,7 +225,7 @@ def _store(instance: ValidInstance, rows: IndexRows, local: LocalFile, attempt: 
     wrote = _put(key, local)
     try:
         with transaction.atomic():
-            instance_pk = index_rows_write(rows, key=key, local=local, instance=instance)
+            instance_pk = index_rows_write(rows, key=key, local=local, instance=instance, producer=producer)
             audit_instance_stored(facts=attempt.facts, user=attempt.user, request=attempt.request)
             transaction.on_commit(partial(_announce, instance, attempt.origin))
     except IntegrityError:
