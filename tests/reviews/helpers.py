@@ -16,7 +16,11 @@ from rest_framework.test import APIClient
 from scipy import ndimage
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
+from inference.engine.decode import decode_series
+from inference.engine.postprocess import find_findings
+from inference.engine.types import InferenceResult, InputSpec, ModelSpec
 from inference.models import Finding, InferenceJob, JobOutput, ModelVersion
+from inference.outputs import outputs_write
 from reviews.masks import series_geometry
 from tests.inference.helpers import ingest
 from viewer.models import Series, Study
@@ -144,3 +148,27 @@ def npz(key: str) -> dict[str, Any]:
     with default_storage.open(key, "rb") as handle:
         data = np.load(io.BytesIO(handle.read()))
         return {name: data[name] for name in data.files}
+
+
+def with_derived_objects(result: AiResult) -> None:
+    """Writes the job's SEG, Parametric Map and SR into the study, as a real job does."""
+    datasets = list(result.synthetic.datasets)
+    volume = decode_series(datasets, InputSpec(pixel_spacing_mm=(0.3, 5.0), slice_spacing_mm=(0.5, 6.0)))
+    order = {uid: k for k, uid in enumerate(result.slice_uids)}
+    mask = result.mask[[order[uid] for uid in volume.geometry.sop_instance_uids]]
+    probability = (mask > 0).astype(np.float32)
+    mask, findings = find_findings(probability, ModelSpec(name="demo-unet", version="1.0.0"), volume.geometry)
+    outputs_write(
+        job=result.job,
+        volume=volume,
+        source=datasets,
+        result=InferenceResult(
+            probability=probability,
+            mask=mask,
+            findings=findings,
+            study_score=0.95,
+            slice_scores=probability.max(axis=(1, 2)),
+            heatmap=probability,
+            finding_heatmaps={},
+        ),
+    )

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
@@ -26,11 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from audit.models import AuditEvent, AuditExport
 from audit.services.exports import audit_export_write
-from inference.engine.decode import decode_series
-from inference.engine.postprocess import find_findings
-from inference.engine.types import InferenceResult, InputSpec, ModelSpec
 from inference.models import JobOutput
-from inference.outputs import outputs_write
 from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, Reading, ReadingProject
 from reviews.roles import Role
 from reviews.services import (
@@ -40,7 +35,7 @@ from reviews.services import (
     project_studies_add,
 )
 from tests.factories import UserFactory
-from tests.reviews.helpers import AiResult, ai_result, api, stored_study
+from tests.reviews.helpers import ai_result, api, stored_study, with_derived_objects
 from tests.reviews.matrix import OK, ROLES, ROWS, Row
 from viewer.models import Instance, PacsPull, Study
 
@@ -69,30 +64,6 @@ class World:
                 return client
             self.clients[role] = client
         return self.clients[role]
-
-
-def _with_derived_objects(result: AiResult) -> None:
-    """Writes the job's SEG, Parametric Map and SR into the study, as a real job does."""
-    datasets = list(result.synthetic.datasets)
-    volume = decode_series(datasets, InputSpec(pixel_spacing_mm=(0.3, 5.0), slice_spacing_mm=(0.5, 6.0)))
-    order = {uid: k for k, uid in enumerate(result.slice_uids)}
-    mask = result.mask[[order[uid] for uid in volume.geometry.sop_instance_uids]]
-    probability = (mask > 0).astype(np.float32)
-    mask, findings = find_findings(probability, ModelSpec(name="demo-unet", version="1.0.0"), volume.geometry)
-    outputs_write(
-        job=result.job,
-        volume=volume,
-        source=datasets,
-        result=InferenceResult(
-            probability=probability,
-            mask=mask,
-            findings=findings,
-            study_score=0.95,
-            slice_scores=probability.max(axis=(1, 2)),
-            heatmap=probability,
-            finding_heatmaps={},
-        ),
-    )
 
 
 def _reading(user: Any, study_uid: str, *, lock: bool) -> dict[str, Any]:
@@ -132,7 +103,7 @@ def _build() -> World:
         ProjectMember.objects.create(project=p, user=users[role], role=MemberRole(member))
     ProjectMember.objects.create(project=q, user=users["radq"], role=MemberRole.RADIOLOGIST)
     s = ai_result(stored_study(seed=21, lesions=2))
-    _with_derived_objects(s)
+    with_derived_objects(s)
     t = ai_result(stored_study(seed=29, lesions=1))
     project_studies_add(project=p, studies=[s.study])
     project_studies_add(project=q, studies=[t.study])

@@ -1,0 +1,101 @@
+"""Blind reads stay blind on every route: the AI's objects while the unaided read is open, a
+reader's own SEG and SR from every other reader. The study page, DICOMweb (QIDO, WADO
+metadata, retrieve) and the inference API must agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reviews.models import Reading
+from tests.reviews.helpers import AiResult, api, session, with_derived_objects
+from viewer.models import Series
+
+pytestmark = pytest.mark.django_db
+
+
+def _series_listed(user: Any, study_uid: str) -> set[str]:
+    answer = session(user).get(f"/dicomweb/studies/{study_uid}/series")
+    assert answer.status_code == 200
+    return {item["0020000E"]["Value"][0] for item in answer.json()}
+
+
+def _ai_series(case: AiResult) -> set[str]:
+    return set(
+        Series.objects.filter(producer_kind=Series.Producer.AI_JOB, producer_id=case.job.pk).values_list(
+            "series_uid", flat=True
+        )
+    )
+
+
+def _metadata_mentions(user: Any, study_uid: str, uids: set[str]) -> bool:
+    answer = session(user).get(f"/dicomweb/studies/{study_uid}/metadata")
+    text = b"".join(answer.streaming_content).decode()
+    return any(uid in text for uid in uids)
+
+
+def test_the_ai_stays_out_of_every_route_until_the_unaided_read_is_locked(in_project: AiResult, rita: Any):
+    with_derived_objects(in_project)
+    uid = in_project.study.study_uid
+    ai_series = _ai_series(in_project)
+    assert len(ai_series) == 3  # SEG, Parametric Map, SR
+    client = api(rita)
+    reading = client.post("/api/v1/readings/", {"study_uid": uid}, format="json").json()
+    assert reading["phase"] == "unaided"
+
+    assert not ai_series & _series_listed(rita, uid)
+    assert not _metadata_mentions(rita, uid, ai_series)
+    assert client.get(f"/api/v1/studies/{uid}/ai/").json()["status"] == "none"
+    assert client.get(f"/api/v1/inference/jobs/{in_project.job.pk}/arrays/mask/").status_code == 404
+    page = session(rita).get(f"/studies/{uid}/").content.decode()
+    assert "data-ai-url" not in page
+    assert not any(series_uid in page for series_uid in ai_series)
+
+    locked = client.post(
+        f"/api/v1/readings/{reading['id']}/lock/", {"version": reading["version"]}, format="json"
+    )
+    assert locked.json()["phase"] == "ai_revealed"
+    assert ai_series <= _series_listed(rita, uid)
+    assert client.get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk
+    assert client.get(f"/api/v1/inference/jobs/{in_project.job.pk}/arrays/mask/").status_code == 200
+
+
+def test_a_readers_seg_and_sr_are_theirs_and_the_admins_alone(
+    in_project: AiResult, rita: Any, rob: Any, ada: Any, project: Any
+):
+    from reviews.models import MemberRole, ProjectMember
+
+    ProjectMember.objects.create(project=project, user=rob, role=MemberRole.RADIOLOGIST)
+    uid = in_project.study.study_uid
+    client = api(rita)
+    reading = client.post("/api/v1/readings/", {"study_uid": uid}, format="json").json()
+    version = client.post(f"/api/v1/readings/{reading['id']}/lock/", {"version": 1}, format="json").json()[
+        "version"
+    ]
+    for finding in (1, 2):
+        body = {"version": version, "kind": "accepted", "finding": finding, "confidence": 4}
+        version = client.post(f"/api/v1/readings/{reading['id']}/decisions/", body, format="json").json()[
+            "version"
+        ]
+    submitted = client.post(
+        f"/api/v1/readings/{reading['id']}/submit/",
+        {"version": version, "triage_agreement": "agree"},
+        format="json",
+    )
+    assert submitted.status_code == 200, submitted.content
+    theirs = set(
+        Series.objects.filter(producer_kind=Series.Producer.READING, producer_id=reading["id"]).values_list(
+            "series_uid", flat=True
+        )
+    )
+    assert len(theirs) == 2  # the reader SEG and SR
+
+    assert theirs <= _series_listed(rita, uid)
+    assert theirs <= _series_listed(ada, uid)
+    assert not theirs & _series_listed(rob, uid)
+    assert not _metadata_mentions(rob, uid, theirs)
+    sop = Reading.objects.get(pk=reading["id"]).seg_sop_uid
+    [series_uid] = Series.objects.filter(instances__sop_instance_uid=sop).values_list("series_uid", flat=True)
+    wado = session(rob).get(f"/dicomweb/studies/{uid}/series/{series_uid}/instances/{sop}/metadata")
+    assert wado.status_code == 404
