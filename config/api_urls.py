@@ -49,6 +49,33 @@ urlpatterns = [
         name="api-reading-decision-mask",
     ),
     path("readings/<int:pk>/submit/", reviews_api.ReadingSubmitApi.as_view(), name="api-reading-submit"),
+    path("consensus/projects/", reviews_api.ConsensusProjectListApi.as_view(), name="api-consensus-projects"),
+    path(
+        "consensus/projects/<int:pk>/",
+        reviews_api.ConsensusProjectApi.as_view(),
+        name="api-consensus-project",
+    ),
+    path(
+        "consensus/projects/<int:pk>/cases/",
+        reviews_api.ConsensusCaseListApi.as_view(),
+        name="api-consensus-project-cases",
+    ),
+    path("consensus/cases/<int:pk>/", reviews_api.ConsensusCaseApi.as_view(), name="api-consensus-case"),
+    path(
+        "consensus/cases/<int:pk>/masks/<str:kind>/",
+        reviews_api.ConsensusCaseMaskApi.as_view(),
+        name="api-consensus-case-mask",
+    ),
+    path(
+        "consensus/cases/<int:pk>/decisions/<int:decision_pk>/mask/",
+        reviews_api.ConsensusDecisionMaskApi.as_view(),
+        name="api-consensus-case-decision-mask",
+    ),
+    path(
+        "consensus/cases/<int:pk>/reference/",
+        reviews_api.ReferenceCreateApi.as_view(),
+        name="api-consensus-case-reference",
+    ),
     path("feedback/exports/", reviews_api.FeedbackExportCreateApi.as_view(), name="api-feedback-exports"),
     path(
         "feedback/exports/<int:pk>/",

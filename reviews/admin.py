@@ -1,6 +1,8 @@
 """Django admin of the reviews app: projects and their members, worklist entries and
-assignments (written through reviews.services, so round-robin and the audit trail apply),
-readings and decisions (read-only: they change only through the reading workflow)."""
+assignments (written through reviews.services, so round-robin, consensus assignment and the
+audit trail apply), readings and decisions (read-only: they change only through the reading
+workflow), consensus cases and reference standards (read-only: computed, and recorded by
+adjudicators through the API)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,14 +14,22 @@ from django.template.response import TemplateResponse
 from reviews.models import (
     READER_ROLES,
     Assignment,
+    ConsensusCase,
     Decision,
     FeedbackExport,
     ProjectMember,
     ProjectStudy,
     Reading,
     ReadingProject,
+    ReferenceStandard,
 )
-from reviews.services import assignment_create, assignment_round_robin, project_studies_add
+from reviews.services import (
+    assignment_create,
+    assignment_round_robin,
+    consensus_assign,
+    consensus_reassign_inactive,
+    project_studies_add,
+)
 from viewer.admin import ReadOnlyAdmin
 
 
@@ -32,13 +42,60 @@ class ProjectMemberInline(admin.TabularInline):
 
 @admin.register(ReadingProject)
 class ReadingProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "reading_mode", "show_ai_to_annotators", "all_studies", "auto_enrol", "active"]
-    list_filter = ["reading_mode", "active"]
+    list_display = [
+        "name",
+        "kind",
+        "reading_mode",
+        "reads_per_case",
+        "show_ai_to_annotators",
+        "all_studies",
+        "auto_enrol",
+        "due_date",
+        "active",
+    ]
+    list_filter = ["kind", "reading_mode", "active"]
     search_fields = ["name"]
     inlines = [ProjectMemberInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "kind",
+                    "reading_mode",
+                    "override_reasons",
+                    "show_ai_to_annotators",
+                    "all_studies",
+                    "auto_enrol",
+                    "active",
+                ]
+            },
+        ),
+        (
+            "Consensus labelling",
+            {
+                "fields": ["reads_per_case", "label_schema", "due_date", "min_dice", "adjudicate_all"],
+                "description": "For consensus projects: each case is read by this many readers, "
+                "blind to each other; removing a reader hands their unfinished cases on.",
+            },
+        ),
+    ]
+    actions = ["reassign_inactive_readers"]
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # readings and decisions keep their project: deactivate it instead
+
+    def has_reassign_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("reviews.add_assignment"))
+
+    @admin.action(description="Hand on the unfinished cases of deactivated readers", permissions=["reassign"])
+    def reassign_inactive_readers(self, request: HttpRequest, queryset: QuerySet[ReadingProject]) -> None:
+        done = sum(
+            consensus_reassign_inactive(project=project, by=request.user)
+            for project in queryset.filter(kind=ReadingProject.Kind.CONSENSUS)
+        )
+        messages.success(request, f"{done} case{'' if done == 1 else 's'} reassigned.")
 
 
 class AssignForm(forms.Form):
@@ -106,11 +163,12 @@ class ProjectStudyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Assign the selected studies round-robin", permissions=["assign"])
     def assign_round_robin(self, request: HttpRequest, queryset: QuerySet[ProjectStudy]) -> None:
-        done = sum(
-            1
-            for entry in queryset.select_related("project", "study")
-            if assignment_round_robin(project=entry.project, study=entry.study) is not None
-        )
+        done = 0
+        for entry in queryset.select_related("project", "study"):
+            if entry.project.is_consensus:  # its missing readers, the least loaded first
+                done += bool(consensus_assign(project=entry.project, studies=[entry.study]))
+            elif assignment_round_robin(project=entry.project, study=entry.study) is not None:
+                done += 1
         messages.success(request, f"{done} stud{'y' if done == 1 else 'ies'} assigned round-robin.")
 
 
@@ -151,3 +209,19 @@ class DecisionAdmin(ReadOnlyAdmin):
 @admin.register(FeedbackExport)
 class FeedbackExportAdmin(ReadOnlyAdmin):
     list_display = ["pk", "requested_by", "status", "written", "total", "created_at", "finished_at"]
+
+
+@admin.register(ConsensusCase)
+class ConsensusCaseAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "entry", "project", "status", "reads_done", "worst_dice", "computed_at"]
+    list_filter = ["project", "status"]
+    search_fields = ["entry__study__study_uid"]
+    list_select_related = ["entry__study", "project"]
+
+
+@admin.register(ReferenceStandard)
+class ReferenceStandardAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "case", "version", "source", "fusion", "adjudicator", "created_at"]
+    list_filter = ["source", "fusion"]
+    search_fields = ["case__entry__study__study_uid", "adjudicator__username"]
+    list_select_related = ["case", "adjudicator"]

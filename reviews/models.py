@@ -7,6 +7,10 @@ concurrency. A Decision is one reader's verdict on one finding (an AI finding, o
 reader added) with its full provenance; decisions are append-only: a change is a new row
 that supersedes the previous one, and the current decision of a finding is the one nothing
 supersedes (on PostgreSQL, triggers refuse UPDATE and DELETE; migration 0002).
+
+A consensus project (kind "consensus") has each study read by several readers blind to each
+other; its ConsensusCase holds their agreement and fused masks, and an adjudicator records the
+case's ReferenceStandard (append-only like decisions; migration 0003).
 """
 
 from __future__ import annotations
@@ -56,6 +60,36 @@ def validate_override_reasons(value: Any) -> None:
         codes.add(code)
 
 
+def default_label_schema() -> dict[str, Any]:
+    return {"questions": []}
+
+
+def validate_label_schema(value: Any) -> None:
+    """{"questions": [{"code": slug, "text": text, "choices": [two or more distinct texts]}]}
+    with unique codes: the study-level questions every reader of a consensus case answers."""
+    if not isinstance(value, dict) or set(value) != {"questions"} or not isinstance(value["questions"], list):
+        raise ValidationError('a label schema is {"questions": [...]}')
+    codes: set[str] = set()
+    for question in value["questions"]:
+        if not isinstance(question, dict) or set(question) != {"code", "text", "choices"}:
+            raise ValidationError(f"each question is {{code, text, choices}}, not {question!r}")
+        code, text, choices = question["code"], question["text"], question["choices"]
+        if not isinstance(code, str) or not code or len(code) > 32 or not code.replace("_", "").isalnum():
+            raise ValidationError(f"a question code is a short slug (letters, digits, _), not {code!r}")
+        if code in codes:
+            raise ValidationError(f"question code {code!r} appears twice")
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError(f"question {code!r} needs its text")
+        if (
+            not isinstance(choices, list)
+            or len(choices) < 2
+            or not all(isinstance(c, str) and c.strip() and len(c) <= 64 for c in choices)
+            or len(set(choices)) != len(choices)
+        ):
+            raise ValidationError(f"question {code!r} needs two or more distinct choices (short texts)")
+        codes.add(code)
+
+
 class MemberRole(models.TextChoices):
     RADIOLOGIST = "radiologist"
     ANNOTATOR = "annotator"
@@ -70,6 +104,10 @@ class ReadingProject(models.Model):
     class Mode(models.TextChoices):
         AI_FIRST = "ai-first", "AI first (the reader sees the AI from the start)"
         UNAIDED_FIRST = "unaided-first", "Unaided first (read, lock, then see the AI)"
+
+    class Kind(models.TextChoices):
+        SECOND_READING = "second-reading", "Second reading (one reader per study)"
+        CONSENSUS = "consensus", "Consensus labelling (N blinded readers per case, then adjudication)"
 
     name = models.CharField(max_length=100, unique=True)
     reading_mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.UNAIDED_FIRST)
@@ -88,6 +126,29 @@ class ReadingProject(models.Model):
         settings.AUTH_USER_MODEL, through="ProjectMember", related_name="reading_projects"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Consensus labelling (reviews.services.consensus): each case is read by `reads_per_case`
+    # distinct readers, blind to each other, who also answer the label schema's questions;
+    # a case whose readers disagree (worst Dice of a matched finding under `min_dice`, a
+    # finding not every reader marked, different answers) goes to adjudication.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SECOND_READING)
+    reads_per_case = models.PositiveSmallIntegerField(
+        default=1, help_text="Readers per case: 2 or more in a consensus project."
+    )
+    label_schema = models.JSONField(
+        default=default_label_schema,
+        validators=[validate_label_schema],
+        blank=True,
+        help_text='Study-level questions: {"questions": [{"code", "text", "choices": [...]}]}.',
+    )
+    due_date = models.DateField(null=True, blank=True)
+    min_dice = models.FloatField(
+        default=0.7,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A case whose worst Dice of a matched finding is below this goes to adjudication.",
+    )
+    adjudicate_all = models.BooleanField(
+        default=False, help_text="Every case with all its reads is adjudicated, agreeing or not."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -95,9 +156,36 @@ class ReadingProject(models.Model):
             ("view_all_studies", "Can see every study, in any project or none"),
             ("export_feedback", "Can export the readers' labelled feedback"),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="second-reading", reads_per_case__gte=1)
+                | Q(kind="consensus", reads_per_case__gte=2, all_studies=False),
+                name="readingproject_consensus_reads",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_dice__gte=0.0, min_dice__lte=1.0), name="readingproject_min_dice"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.CONSENSUS:
+            if self.reads_per_case < 2:
+                raise ValidationError(
+                    {"reads_per_case": "a consensus project needs 2 or more reads per case"}
+                )
+            if self.all_studies:
+                raise ValidationError({"all_studies": "a consensus project reads its own set of studies"})
+
+    @property
+    def is_consensus(self) -> bool:
+        return self.kind == self.Kind.CONSENSUS
+
+    @property
+    def questions(self) -> list[dict[str, Any]]:
+        return list((self.label_schema or {}).get("questions", []))
 
     def reason(self, code: str) -> dict[str, Any] | None:
         return next((r for r in self.override_reasons if r.get("code") == code), None)
@@ -229,6 +317,8 @@ class Reading(models.Model):
     unaided_impression = models.TextField(blank=True, default="")
     final_impression = models.TextField(blank=True, default="")
     triage_agreement = models.CharField(max_length=8, choices=Agreement.choices, blank=True, default="")
+    # Consensus projects: the reader's answer to each question of the label schema (code -> choice).
+    answers = models.JSONField(default=dict, blank=True)
     uid_root = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     seg_sop_uid = models.CharField(max_length=64, blank=True, default="")
     sr_sop_uid = models.CharField(max_length=64, blank=True, default="")
@@ -385,3 +475,118 @@ class FeedbackExport(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class ConsensusCase(models.Model):
+    """A study of a consensus project (one per worklist entry): how many of its reads are in, how
+    far they agree, the readers' masks fused, and where it stands. Computed again (replacing
+    what was there) whenever a read arrives once the case has all of them
+    (reviews.services.consensus)."""
+
+    class Status(models.TextChoices):
+        COLLECTING = "collecting", "Collecting reads"
+        AGREED = "agreed", "Readers agree"
+        ADJUDICATION = "adjudication", "Needs adjudication"
+        ADJUDICATED = "adjudicated", "Adjudicated"
+
+    entry = models.OneToOneField(ProjectStudy, on_delete=models.CASCADE, related_name="consensus_case")
+    project = models.ForeignKey(ReadingProject, on_delete=models.CASCADE, related_name="consensus_cases")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COLLECTING)
+    reads_done = models.PositiveSmallIntegerField(default=0)  # submitted readings
+    # Per finding group: who marked it, pairwise Dice and HD95 (mm), who missed it; per
+    # question: the answers and whether they agree (reviews.services.consensus.cases).
+    agreement = models.JSONField(default=dict, blank=True)
+    # The worst pairwise Dice over the case's findings, a miss counting 0.0 (null: nobody
+    # marked anything). The adjudication queue's order: lowest first.
+    worst_dice = models.FloatField(null=True, blank=True)
+    computed_from = models.JSONField(default=list, blank=True)  # ids of the readings it was computed on
+    computed_at = models.DateTimeField(null=True, blank=True)
+    majority_key = models.CharField(max_length=255, blank=True, default="")  # npz in default_storage
+    staple_key = models.CharField(max_length=255, blank=True, default="")
+    staple_readers = models.JSONField(
+        default=list, blank=True
+    )  # [{reading, reader, sensitivity, specificity}]
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "status", "worst_dice"], name="consensuscase_queue")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["collecting", "agreed", "adjudication", "adjudicated"]),
+                name="consensuscase_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.pk} ({self.status}) in {self.project_id}"
+
+    def status_after_compute(self, *, agree: bool) -> str:
+        """The status once the reads are compared: an adjudicated case stays adjudicated."""
+        if self.status == self.Status.ADJUDICATED:
+            return self.status
+        return self.Status.AGREED if agree else self.Status.ADJUDICATION
+
+
+class ReferenceQuerySet(models.QuerySet["ReferenceStandard"]):
+    def update(self, **kwargs: Any) -> int:
+        raise ValueError("reference standards are append-only: record a new version")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValueError("reference standards are append-only and are never deleted")
+
+
+class ReferenceStandard(models.Model):
+    """A case's reference standard as an adjudicator decided it, with provenance. Append-only
+    like Decision: a new version supersedes the current one (PostgreSQL refuses UPDATE and
+    DELETE; migration 0003). The current one is the one nothing supersedes.
+
+    `source` is "reading:<id>" (that read as it was), "majority" or "staple" (the fused mask),
+    or "edited" (a mask the adjudicator drew); `readings` are the reads the adjudicator had
+    before them and `fusion` the fused mask used ("" for none)."""
+
+    class Fusion(models.TextChoices):
+        MAJORITY = "majority"
+        STAPLE = "staple"
+        NONE = "", "None"
+
+    case = models.ForeignKey(ConsensusCase, on_delete=models.PROTECT, related_name="references")
+    version = models.PositiveIntegerField()
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    adjudicator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=32)
+    fusion = models.CharField(max_length=16, choices=Fusion.choices, blank=True, default="")
+    readings = models.JSONField(default=list)
+    answers = models.JSONField(default=dict, blank=True)
+    findings = models.JSONField(default=list, blank=True)  # [{label, bbox, voxels}] of the mask's components
+    mask_key = models.CharField(max_length=255, blank=True, default="")
+    mask_voxels = models.PositiveIntegerField(default=0)
+    # Each read against this reference: [{reading, reader, dice, answers_agree}].
+    reader_agreement = models.JSONField(default=list, blank=True)
+    rationale = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReferenceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "version"], name="reference_version_once"),
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(supersedes__isnull=True), name="reference_one_first_per_case"
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="reference_version_positive"),
+            models.CheckConstraint(condition=~Q(rationale=""), name="reference_rationale_given"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reference v{self.version} of case {self.case_id} ({self.source})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("reference standards are append-only: record a new version")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("reference standards are append-only and are never deleted")

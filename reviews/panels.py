@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from reviews import services
 from reviews.errors import Invalid
-from reviews.permissions import READ_STUDY
+from reviews.permissions import READ_STUDY, SEE_AI
 from reviews.selectors import BLIND_PHASES
 from reviews.services.decisions import LABELS
 from viewer.models import Study
@@ -45,5 +45,7 @@ def reading_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
         "project": entry.project,
         "labels_json": json.dumps(list(LABELS)),
         "confidences": [1, 2, 3, 4, 5],
+        "questions": entry.project.questions,  # a consensus project's study-level questions
+        "show_ai": user.has_perm(SEE_AI, entry.project),
     }
     return StudyPanel(template=TEMPLATE, context=context, hides_ai=reading.phase in BLIND_PHASES)

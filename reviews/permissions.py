@@ -10,6 +10,10 @@ ModelBackend answers only without an object, rules only with one.
 
 Which studies a user sees at all is decided elsewhere, once (viewer.selectors with the scope
 reviews.selectors.study_scope); these rules decide what they may do with what they see.
+
+Consensus projects: only a case's assigned readers read it; its cases, the reads side by side,
+the fused masks and the reference standard are for the project's adjudicators and admins,
+never for its readers (docs/consensus.md, "Blinding").
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from typing import Any
 
 import rules
 
-from reviews.models import READER_ROLES, MemberRole, ProjectMember, ProjectStudy, Reading, ReadingProject
+from reviews.models import (
+    READER_ROLES,
+    Assignment,
+    MemberRole,
+    ProjectMember,
+    ProjectStudy,
+    Reading,
+    ReadingProject,
+)
 
 READ_STUDY = "reviews.read_study"  # (ProjectStudy) open a reading of it
 SEE_READING = "reviews.see_reading"  # (Reading)
 WRITE_READING = "reviews.write_reading"  # (Reading) heartbeat, lock, decide, submit
 SEE_AI = "reviews.see_ai"  # (ReadingProject) see the AI's output while reading in it
+SEE_CONSENSUS = "reviews.see_consensus"  # (ReadingProject) dashboard, cases, every read, fused masks
+ADJUDICATE = "reviews.adjudicate"  # (ReadingProject) record a case's reference standard
 EXPORT_FEEDBACK = "reviews.export_feedback"  # model permission (no object)
 ASSIGN = "reviews.add_assignment"  # model permission (no object)
 
@@ -61,6 +75,26 @@ def reads_the_project(user: Any, entry: ProjectStudy | None) -> bool:
 
 
 @rules.predicate
+def assigned_if_consensus(user: Any, entry: ProjectStudy | None) -> bool:
+    """In a consensus project only the case's assigned readers read it (blinding and N reads)."""
+    if entry is None:
+        return False
+    if not entry.project.is_consensus:
+        return True
+    return Assignment.objects.filter(project=entry.project, study=entry.study_id, reader=user.pk).exists()
+
+
+@rules.predicate
+def adjudicates_the_project(user: Any, project: ReadingProject | None) -> bool:
+    return project is not None and project.active and member_role(user, project) == MemberRole.ADJUDICATOR
+
+
+@rules.predicate
+def is_consensus(user: Any, project: ReadingProject | None) -> bool:
+    return project is not None and project.is_consensus
+
+
+@rules.predicate
 def owns_the_reading(user: Any, reading: Reading | None) -> bool:
     return reading is not None and reading.reader_id == user.pk
 
@@ -78,7 +112,11 @@ def sees_the_ai(user: Any, project: ReadingProject | None) -> bool:
 
 
 may_read = _has("reviews.add_reading")
-rules.add_perm(READ_STUDY, may_read & reads_the_project)
+sees_every_reading = _has("reviews.view_reading")  # the admin role
+rules.add_perm(READ_STUDY, may_read & reads_the_project & assigned_if_consensus)
 rules.add_perm(SEE_READING, owns_the_reading | _has("reviews.view_reading"))
 rules.add_perm(WRITE_READING, may_read & owns_the_reading & reads_its_project)
 rules.add_perm(SEE_AI, sees_the_ai)
+# Readers never: they stay blind to each other's reads, before adjudication and after.
+rules.add_perm(SEE_CONSENSUS, is_consensus & (sees_every_reading | adjudicates_the_project))
+rules.add_perm(ADJUDICATE, is_consensus & (sees_every_reading | adjudicates_the_project))

@@ -86,6 +86,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "reviews.view_reading",
         "reviews.view_decision",
         "reviews.view_feedbackexport",
+        "reviews.view_consensuscase",
+        "reviews.view_referencestandard",
     ],
 }
 

@@ -1,5 +1,14 @@
 """JSON API views of the reviews app (one view per operation); routes in config/api_urls.py."""
 
+from reviews.api.consensus import (
+    ConsensusCaseApi,
+    ConsensusCaseListApi,
+    ConsensusCaseMaskApi,
+    ConsensusDecisionMaskApi,
+    ConsensusProjectApi,
+    ConsensusProjectListApi,
+    ReferenceCreateApi,
+)
 from reviews.api.exports import FeedbackExportCreateApi, FeedbackExportFileApi, FeedbackExportStatusApi
 from reviews.api.me import CurrentUserApi
 from reviews.api.readings import (
@@ -16,6 +25,12 @@ from reviews.api.worklist import AssignmentCreateApi, ProjectListApi, WorklistAp
 
 __all__ = [
     "AssignmentCreateApi",
+    "ConsensusCaseApi",
+    "ConsensusCaseListApi",
+    "ConsensusCaseMaskApi",
+    "ConsensusDecisionMaskApi",
+    "ConsensusProjectApi",
+    "ConsensusProjectListApi",
     "CurrentUserApi",
     "DecisionMaskApi",
     "DecisionsApi",
@@ -29,5 +44,6 @@ __all__ = [
     "ReadingLockApi",
     "ReadingRevealApi",
     "ReadingSubmitApi",
+    "ReferenceCreateApi",
     "WorklistApi",
 ]

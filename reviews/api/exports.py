@@ -67,6 +67,9 @@ class FeedbackExportCreateApi(ReviewsApi):
             max_length=16,
             help_text=f"one kind only: {', '.join(Decision.Kind.values)}",
         )
+        reference = serializers.BooleanField(
+            required=False, default=False, help_text="the consensus cases' reference standards instead"
+        )
 
     @extend_schema(
         request=InputSerializer,

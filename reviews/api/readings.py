@@ -131,6 +131,9 @@ class ReadingApi(ReviewsApi):
         unaided_impression = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
         final_impression = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
         triage_agreement = serializers.ChoiceField(required=False, choices=["agree", "disagree", ""])
+        answers = serializers.DictField(
+            child=serializers.CharField(), required=False, help_text="{question code: choice}, merged"
+        )
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer})
     def get(self, request: Request, pk: int) -> Response:
@@ -292,6 +295,9 @@ class ReadingSubmitApi(ReviewsApi):
 
         triage_agreement = serializers.ChoiceField(required=False, choices=["agree", "disagree"])
         final_impression = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+        answers = serializers.DictField(
+            child=serializers.CharField(), required=False, help_text="{question code: choice}, merged"
+        )
 
     @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, pk: int) -> Response:

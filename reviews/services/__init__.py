@@ -3,6 +3,15 @@
 Other code imports from here: `from reviews.services import reading_lock`.
 """
 
+from reviews.services.consensus import (
+    StaleReference,
+    answers_check,
+    consensus_assign,
+    consensus_case_compute,
+    consensus_reassign,
+    consensus_reassign_inactive,
+    reference_record,
+)
 from reviews.services.decisions import DecisionInput, decision_record
 from reviews.services.export import (
     FeedbackFilter,
@@ -35,9 +44,15 @@ __all__ = [
     "MAX_HEARTBEAT_SECONDS",
     "DecisionInput",
     "FeedbackFilter",
+    "StaleReference",
     "StoreRefused",
+    "answers_check",
     "assignment_create",
     "assignment_round_robin",
+    "consensus_assign",
+    "consensus_case_compute",
+    "consensus_reassign",
+    "consensus_reassign_inactive",
     "decision_record",
     "feedback_decisions",
     "feedback_export_build",
@@ -54,5 +69,6 @@ __all__ = [
     "reading_start",
     "reading_submit",
     "reading_update",
+    "reference_record",
     "study_arrived",
 ]

@@ -8,6 +8,11 @@ The folder holds:
 - seg/reading-<id>.dcm: the reading's reader SEG as stored at submission; the manifest's
   `segment_number` is the decision's segment in it.
 
+With `reference` (consensus projects) it holds the reference standards instead: one manifest
+line per adjudicated case's current reference with its provenance
+(reviews.services.consensus.export.REFERENCE_FIELDS) and masks/reference-<id>.nii.gz, its
+mask (written for every reference, all zeros when it marks nothing: a negative case).
+
 Every export is audited as 110106 Export: the command's when it writes the folder, the
 background export's when its file is fetched.
 """
@@ -40,9 +45,10 @@ from audit.codes import Action, EventID
 from audit.services import audit_record
 from config.jobs import job_claim
 from reviews.masks import Geometry, Mask, series_geometry
-from reviews.models import Decision, FeedbackExport, Reading
+from reviews.models import Decision, FeedbackExport, Reading, ReferenceStandard
 from reviews.reader_dicom import decision_mask, ordered_decisions
 from reviews.selectors import decisions_current
+from reviews.services.consensus.export import reference_line, reference_mask, references_current
 from viewer.models import Instance
 from viewer.store import store_open
 
@@ -96,6 +102,7 @@ class FeedbackFilter:
     since: dt.datetime | None = None  # decisions made at or after
     until: dt.datetime | None = None  # decisions made before
     decision: str = ""  # accepted, edited, overridden, added, withdrawn
+    reference: bool = False  # the reference standards of consensus cases instead of decisions
 
     def apply(self, decisions: QuerySet[Decision]) -> QuerySet[Decision]:
         if self.project:
@@ -123,6 +130,7 @@ class FeedbackFilter:
             "since": self.since.isoformat() if self.since else "",
             "until": self.until.isoformat() if self.until else "",
             "decision": self.decision,
+            "reference": "1" if self.reference else "",
         }
         return {key: value for key, value in params.items() if value}
 
@@ -132,12 +140,16 @@ class FeedbackFilter:
         decision = params.get("decision", "")
         if decision and decision not in Decision.Kind.values:
             raise ValueError(f"decision must be one of {', '.join(Decision.Kind.values)}")
+        reference = params.get("reference", "") in (True, "1", "true", "True")
+        if reference and (decision or params.get("model")):
+            raise ValueError("a reference export is filtered by project, since and until only")
         return cls(
             project=params.get("project", ""),
             model=params.get("model", ""),
             since=_moment(params.get("since", ""), "since"),
             until=_moment(params.get("until", ""), "until"),
             decision=decision,
+            reference=reference,
         )
 
 
@@ -174,14 +186,21 @@ def feedback_export_write(
     request: HttpRequest | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Writes the export folder (see the module docstring); returns how many decisions it holds.
-    Records 110106 Export when `user`, `username` or `request` says who exported it."""
+    """Writes the export folder (see the module docstring); returns how many decisions (or
+    reference standards) it holds. Records 110106 Export when `user`, `username` or `request`
+    says who exported it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(exist_ok=True)
-    (folder / "seg").mkdir(exist_ok=True)
+    if not feedback_filter.reference:
+        (folder / "seg").mkdir(exist_ok=True)
     count = 0
+    lines = (
+        _reference_lines(folder, _references(feedback_filter))
+        if feedback_filter.reference
+        else _lines(folder, feedback_decisions(feedback_filter=feedback_filter))
+    )
     with (folder / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
-        for line in _lines(folder, feedback_decisions(feedback_filter=feedback_filter)):
+        for line in lines:
             manifest.write(json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n")
             count += 1
             if progress is not None:
@@ -193,9 +212,30 @@ def feedback_export_write(
             request=request,
             user=user,
             username=username,
-            detail={"what": "reader feedback", "filters": feedback_filter.as_params(), "decisions": count},
+            detail={
+                "what": _what(feedback_filter),
+                "filters": feedback_filter.as_params(),
+                "references" if feedback_filter.reference else "decisions": count,
+            },
         )
     return count
+
+
+def _what(feedback_filter: FeedbackFilter) -> str:
+    return "reference standards" if feedback_filter.reference else "reader feedback"
+
+
+def _references(feedback_filter: FeedbackFilter) -> QuerySet[ReferenceStandard]:
+    f = feedback_filter
+    return references_current(project=f.project, since=f.since, until=f.until)
+
+
+def _reference_lines(folder: Path, references: QuerySet[ReferenceStandard]) -> Iterator[dict[str, Any]]:
+    for reference in references.iterator(chunk_size=200):
+        mask, geometry, reading = reference_mask(reference)
+        nifti = f"masks/reference-{reference.pk}.nii.gz"
+        _write_nifti(folder / nifti, mask, geometry)
+        yield reference_line(reference, reading=reading, nifti=nifti)
 
 
 class _Readings:
@@ -337,7 +377,11 @@ def feedback_export_build(*, export_pk: int, task_id: str = "") -> None:
     export = FeedbackExport.objects.get(pk=export_pk)
     try:
         feedback_filter = FeedbackFilter.from_params(export.filters)
-        total = feedback_decisions(feedback_filter=feedback_filter).count()
+        total = (
+            _references(feedback_filter).count()
+            if feedback_filter.reference
+            else feedback_decisions(feedback_filter=feedback_filter).count()
+        )
         FeedbackExport.objects.filter(pk=export_pk).update(total=total, written=0)
 
         def progress(done: int) -> None:
@@ -377,7 +421,7 @@ def feedback_export_fetched(*, export: FeedbackExport, request: HttpRequest) -> 
         action=Action.READ,
         request=request,
         detail={
-            "what": "reader feedback",
+            "what": "reference standards" if export.filters.get("reference") else "reader feedback",
             "export": export.pk,
             "filters": export.filters,
             "decisions": export.total,

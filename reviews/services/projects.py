@@ -15,6 +15,8 @@ from inference.models import InferenceJob, ModelVersion
 from reviews.errors import Invalid
 from reviews.models import READER_ROLES, Assignment, ProjectMember, ProjectStudy, Reading, ReadingProject
 from reviews.selectors import department_project_for_reader, project_entry_for_reader
+from reviews.services.consensus.assignment import consensus_assign
+from reviews.services.consensus.cases import consensus_cases_open
 from viewer.models import Study
 
 
@@ -22,7 +24,8 @@ def project_studies_add(
     *, project: ReadingProject, studies: Iterable[Study], user: Any = None, assign: bool = True
 ) -> list[ProjectStudy]:
     """Adds the studies to the project (those already in it are left as they are); with
-    `assign`, each new one goes to the next reader, round-robin. Returns the new entries."""
+    `assign`, each new one goes to the next reader, round-robin (in a consensus project: a case
+    each, to `reads_per_case` readers, reviews.services.consensus). Returns the new entries."""
     wanted = {study.pk: study for study in studies}
     with transaction.atomic():
         present = set(
@@ -45,7 +48,11 @@ def project_studies_add(
                 for study in new
             ]
         )
-        if assign:
+        if project.is_consensus:
+            consensus_cases_open(entries=entries)
+            if assign:
+                consensus_assign(project=project, studies=new)
+        elif assign:
             for study in new:
                 assignment_round_robin(project=project, study=study)
         if new:

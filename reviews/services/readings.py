@@ -23,6 +23,7 @@ from reviews.masks import series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
 from reviews.selectors import revealable_job
+from reviews.services.consensus.answers import answers_check
 from reviews.services.projects import project_status_refresh
 from viewer.models import Series
 
@@ -101,9 +102,11 @@ def reading_update(
     unaided_impression: str | None = None,
     final_impression: str | None = None,
     triage_agreement: str | None = None,
+    answers: dict[str, str] | None = None,
 ) -> Reading:
     """Saves draft text: the unaided impression (before the lock only) and the final impression
-    and triage agreement (after it)."""
+    and triage agreement (after it); and answers to the project's questions (any time before
+    the submit; merged into those already given)."""
     _check_version(reading, version)
     if reading.phase == Phase.SUBMITTED:
         raise Conflict("the reading is submitted and can no longer change")
@@ -123,6 +126,9 @@ def reading_update(
     if triage_agreement is not None:
         _check_agreement(reading, triage_agreement, required=False)
         changes["triage_agreement"] = triage_agreement
+    if answers is not None:
+        given = answers_check(project=reading.project, answers=answers, complete=False)
+        changes["answers"] = {**reading.answers, **given}
     return _write(reading, version, **changes)
 
 

@@ -23,6 +23,8 @@ from reviews.masks import series_geometry
 from reviews.models import Reading
 from reviews.reader_dicom import ReaderObject, reader_objects
 from reviews.selectors import decisions_current
+from reviews.services.consensus.answers import answers_check
+from reviews.services.consensus.cases import consensus_reading_submitted
 from reviews.services.projects import project_status_refresh
 from reviews.services.readings import _check_agreement, _check_version, reading_audit
 from viewer.ingest.rows import SeriesProducer
@@ -43,16 +45,28 @@ def reading_submit(
     version: int,
     triage_agreement: str = "",
     final_impression: str | None = None,
+    answers: dict[str, str] | None = None,
     request: HttpRequest | None = None,
 ) -> Reading:
     """Submits the reading: every AI finding of the revealed result needs a decision, and the
-    reader says whether they agree with the AI triage (when one was revealed)."""
+    reader says whether they agree with the AI triage (when one was revealed). In a consensus
+    project every question of the label schema needs its answer (given now or before); the
+    case counts the read, and is compared once it has all of them."""
     _check_version(reading, version)
     if reading.phase == Phase.SUBMITTED:
         raise Conflict("the reading is already submitted")
     if reading.phase == Phase.UNAIDED:
         raise Conflict("lock the unaided read before submitting")
     _check_agreement(reading, triage_agreement, required=True)
+    if answers is not None:
+        answers = {
+            **reading.answers,
+            **answers_check(project=reading.project, answers=answers, complete=False),
+        }
+    if reading.project.is_consensus:
+        answers_check(
+            project=reading.project, answers=reading.answers if answers is None else answers, complete=True
+        )
     decisions = list(
         decisions_current(reading=reading).select_related("inference_job__model_version", "reader")
     )
@@ -85,6 +99,8 @@ def reading_submit(
     }
     if final_impression is not None:
         changes["final_impression"] = final_impression
+    if answers is not None:
+        changes["answers"] = answers
     with transaction.atomic():
         updated = Reading.objects.filter(pk=reading.pk, version=version, phase=reading.phase).update(
             version=version + 1, updated_at=timezone.now(), **changes
@@ -96,6 +112,7 @@ def reading_submit(
             )
         reading.refresh_from_db()
         project_status_refresh(project_pk=reading.project_id, study_pk=reading.study_id)
+        consensus_reading_submitted(reading=reading)
         reading_audit(
             reading,
             Action.UPDATE,

@@ -20,6 +20,10 @@ const HEARTBEAT_MS = 15000;
 const IDLE_AFTER_MS = 60000; // no input for this long: the reader is away, the time does not count
 const WAIT_FOR_AI_MS = 10000;
 const KIND_WORDS = { accepted: "Accepted", edited: "Edited", overridden: "Overridden", added: "Added", withdrawn: "Withdrawn" };
+const PHASE_WORDS_NO_AI = {
+  unaided: "Your read: mark the findings, then lock it.",
+  locked: "Your read is locked: answer the questions and submit.",
+};
 const PHASE_WORDS = {
   unaided: "Unaided read: the AI is hidden until you lock your read.",
   locked: "Unaided read locked. The AI result is not there yet.",
@@ -160,11 +164,23 @@ export class ReviewPanel {
     const body = { version: this.reading.version, final_impression: this.$("final-impression").value };
     const agreement = this.root.querySelector("input[name=triage_agreement]:checked")?.value;
     if (agreement) body.triage_agreement = agreement;
+    const answers = this._answers();
+    if (Object.keys(answers).length) body.answers = answers;
     const reading = await this._call("POST", this._url("submit"), body);
     if (!reading) return;
     this._take(reading);
     this._stopHeartbeat();
     this._say("Reading submitted: your SEG and SR are stored with the study.");
+  }
+
+  /** The answers to the project's study-level questions (a consensus project's), as chosen. */
+  _answers() {
+    const answers = {};
+    this.root.querySelectorAll("[data-review-question]").forEach((fieldset) => {
+      const chosen = fieldset.querySelector("input:checked")?.value;
+      if (chosen) answers[fieldset.dataset.reviewQuestion] = chosen;
+    });
+    return answers;
   }
 
   /** Ctrl+Enter: lock the unaided read, or submit once the AI is decided on. */
@@ -234,6 +250,10 @@ export class ReviewPanel {
     if (document.activeElement !== final && reading.final_impression) final.value = reading.final_impression;
     this.root.querySelectorAll("input[name=triage_agreement]").forEach((r) => {
       r.checked = r.value === reading.triage_agreement;
+    });
+    this.root.querySelectorAll("[data-review-question]").forEach((fieldset) => {
+      const given = reading.answers?.[fieldset.dataset.reviewQuestion];
+      if (given) fieldset.querySelectorAll("input").forEach((r) => (r.checked = r.value === given));
     });
     this._render();
   }
@@ -436,7 +456,8 @@ export class ReviewPanel {
     if (!reading) return;
     const phase = reading.phase;
     this.root.dataset.phase = phase;
-    this.$("phase").textContent = PHASE_WORDS[phase] || phase;
+    const words = reading.project.show_ai ? PHASE_WORDS : { ...PHASE_WORDS, ...PHASE_WORDS_NO_AI };
+    this.$("phase").textContent = words[phase] || phase;
     const submitted = phase === "submitted";
     this.$("unaided").hidden = phase !== "unaided";
     this.$("reveal").hidden = !(phase === "locked" || (phase === "ai_revealed" && !reading.ai)) || !reading.project.show_ai;

@@ -1,8 +1,10 @@
-"""`manage.py export_feedback -o DIR [--project P] [--model M] [--since D] [--until D] [--decision K]`.
+"""`manage.py export_feedback -o DIR [--project P] [--model M] [--since D] [--until D] [--decision K]`,
+and `manage.py export_feedback -o DIR --reference [--project P] [--since D] [--until D]`.
 
 Writes the readers' labelled feedback as a training-ready folder (reviews.services.export):
-manifest.jsonl, masks/*.nii.gz and seg/*.dcm. The export is audited (110106 Export) by the
-operating-system account that ran the command.
+manifest.jsonl, masks/*.nii.gz and seg/*.dcm; with --reference, the consensus projects'
+current reference standards (manifest.jsonl and masks/reference-*.nii.gz). The export is
+audited (110106 Export) by the operating-system account that ran the command.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--decision", default="", choices=["", *Decision.Kind.values], help="one kind only"
         )
+        parser.add_argument(
+            "--reference",
+            action="store_true",
+            help="the consensus cases' current reference standards, with their provenance",
+        )
 
     def handle(self, *args: Any, output: str, **options: Any) -> None:
         folder = Path(output)
@@ -36,11 +43,15 @@ class Command(BaseCommand):
             raise CommandError(f"{folder} is not empty: export into a new or empty folder")
         try:
             feedback_filter = FeedbackFilter.from_params(
-                {name: options[name] for name in ("project", "model", "since", "until", "decision")}
+                {
+                    **{name: options[name] for name in ("project", "model", "since", "until", "decision")},
+                    "reference": "1" if options["reference"] else "",
+                }
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         count = feedback_export_write(
             folder=folder, feedback_filter=feedback_filter, username=f"os:{getpass.getuser()}"
         )
-        self.stdout.write(f"Exported {count} decision{'s' if count != 1 else ''} to {folder}.")
+        what = "reference standard" if options["reference"] else "decision"
+        self.stdout.write(f"Exported {count} {what}{'s' if count != 1 else ''} to {folder}.")
