@@ -16,7 +16,8 @@ from django.urls import reverse
 
 from reviews import services
 from reviews.errors import Invalid
-from reviews.permissions import READ_STUDY, SEE_AI
+from reviews.models import ConsensusCase
+from reviews.permissions import ADJUDICATE, READ_STUDY, SEE_AI, SEE_CONSENSUS
 from reviews.selectors import BLIND_PHASES
 from reviews.services.decisions import LABELS
 from viewer.models import Study
@@ -49,3 +50,25 @@ def reading_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
         "show_ai": user.has_perm(SEE_AI, entry.project),
     }
     return StudyPanel(template=TEMPLATE, context=context, hides_ai=reading.phase in BLIND_PHASES)
+
+
+ADJUDICATION_TEMPLATE = "reviews/adjudication_panel.html"
+
+
+def adjudication_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
+    """`?case=<id>` on the study page of a consensus case: for its adjudicators (and admins),
+    every read side by side, the fused masks, and the form that records the reference."""
+    wanted = request.GET.get("case", "")
+    if not wanted.isdigit():
+        return None
+    case = ConsensusCase.objects.select_related("project").filter(pk=int(wanted), entry__study=study).first()
+    if case is None or not request.user.has_perm(SEE_CONSENSUS, case.project):
+        return None
+    context = {
+        "case": case,
+        "case_url": reverse("api-consensus-case", args=[case.pk]),
+        "may_adjudicate": request.user.has_perm(ADJUDICATE, case.project),
+        "questions": case.project.questions,
+        "dashboard_url": reverse("consensus-project", args=[case.project_id]),
+    }
+    return StudyPanel(template=ADJUDICATION_TEMPLATE, context=context)

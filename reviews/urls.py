@@ -2,8 +2,10 @@
 
 from django.urls import path
 
-from reviews import views
+from reviews import consensus_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
+    path("consensus/", consensus_views.consensus_projects, name="consensus-projects"),
+    path("consensus/projects/<int:pk>/", consensus_views.consensus_project, name="consensus-project"),
 ]

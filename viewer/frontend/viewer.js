@@ -13,6 +13,7 @@ import { AiOverlay } from "./viewer_overlays.js";
 import { TagInspector } from "./viewer_tags.js";
 import { enableShortcuts, renderShortcutList } from "./viewer_shortcuts.js";
 import { ReviewPanel } from "./viewer_review.js";
+import { AdjudicationPanel } from "./viewer_adjudication.js";
 
 class ViewerApp {
   constructor(root) {
@@ -26,6 +27,8 @@ class ViewerApp {
     this.tags = new TagInspector(this.viewer, root.querySelector("[data-tags-dialog]"));
     const reviewRoot = root.querySelector("[data-review]");
     this.review = reviewRoot ? new ReviewPanel(this, reviewRoot) : null;
+    const adjudicationRoot = root.querySelector("[data-adjudication]");
+    this.adjudication = adjudicationRoot ? new AdjudicationPanel(this, adjudicationRoot) : null;
     this.help = root.querySelector("[data-help-dialog]");
     renderShortcutList(this.help.querySelector("[data-help-rows]"));
     this._wireToolbar();
@@ -49,6 +52,7 @@ class ViewerApp {
     document.body.dataset.viewerReady = "true";
     this.overlay.poll();
     await this.review?.start();
+    await this.adjudication?.start();
   }
 
   toggleCine() {
@@ -140,6 +144,7 @@ function mount() {
     showAiResult: (result, arrays) => app.overlay.show(result, arrays),
     state: () => app.state(),
     review: () => app.review?.state() ?? null,
+    adjudication: () => app.adjudication?.state() ?? null,
   };
   window.overread = Object.assign(window.overread || {}, { viewer: handle });
   app.start(handle).catch((error) => {

@@ -598,7 +598,7 @@ export function encodeMask(slices) {
   return out;
 }
 
-function decodeMask(slices) {
+export function decodeMask(slices) {
   const out = {};
   for (const [sop, text] of Object.entries(slices || {})) out[sop] = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
   return out;
