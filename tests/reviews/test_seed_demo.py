@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from reviews.management.commands.seed_demo import DEMO_PROJECT, DEMO_USERS
+from reviews.management.commands.seed_demo import DEMO_CONSENSUS, DEMO_PROJECT, DEMO_USERS
 
 pytestmark = pytest.mark.django_db
 
@@ -64,11 +64,25 @@ def test_it_loads_the_synthetic_demo_studies_once_onto_the_radiologists_worklist
 
     project = ReadingProject.objects.get(name=DEMO_PROJECT)
     assert ProjectStudy.objects.filter(project=project).count() == 6
-    assert set(Assignment.objects.values_list("reader__username", flat=True)) == {"radiologist"}
+    assert set(Assignment.objects.filter(project=project).values_list("reader__username", flat=True)) == {
+        "radiologist"
+    }
     assert set(project.memberships.values_list("user__username", "role")) == {
         ("radiologist", "radiologist"),
         ("annotator", "annotator"),
         ("adjudicator", "adjudicator"),
     }
     radiologist = get_user_model().objects.get(username="radiologist")
-    assert len(worklist_page(user=radiologist, worklist_filter=WorklistFilter(mine=True)).rows) == 6
+    mine = WorklistFilter(mine=True, project=project.pk)
+    assert len(worklist_page(user=radiologist, worklist_filter=mine).rows) == 6
+    # ...and a consensus project over the first three, each read by two demo readers.
+    from reviews.models import ConsensusCase
+
+    consensus = ReadingProject.objects.get(name=DEMO_CONSENSUS)
+    assert consensus.is_consensus
+    assert consensus.reads_per_case == 2
+    cases = ConsensusCase.objects.filter(project=consensus)
+    assert cases.count() == 3
+    for case in cases:
+        readers = Assignment.objects.filter(project=consensus, study=case.entry.study)
+        assert set(readers.values_list("reader__username", flat=True)) == {"radiologist", "annotator"}

@@ -173,7 +173,8 @@ def test_the_page_lists_rows_that_open_the_viewer_and_polls_while_a_job_runs(wor
     client.force_login(rita)
     page = client.get("/")
     html = page.content.decode()
-    assert f'data-href="/studies/{running.study_uid}/"' in html
+    # The row opens the study in this project (a reader may read it in several).
+    assert f'data-href="/studies/{running.study_uid}/?project={worklist_project.pk}"' in html
     assert "data-keynav" in html
     assert 'hx-trigger="every 5s"' in html
     assert 'aria-label="AI progress"' in html

@@ -34,6 +34,13 @@ DEMO_STUDIES = [(101, 0), (102, 1), (103, 2), (104, 3), (105, 1), (106, 0)]
 DEMO_PATIENT_PREFIX = "DEMO"
 
 DEMO_PROJECT = "Demo chest CT second reading"
+DEMO_CONSENSUS = "Demo nodule consensus"
+DEMO_CONSENSUS_CASES = 3
+DEMO_QUESTION = {
+    "code": "nodule_type",
+    "text": "Nodule type",
+    "choices": ["solid", "part-solid", "ground-glass"],
+}
 
 DEMO_USERS = {
     "radiologist": (Role.RADIOLOGIST, "Rita", "Radiologist"),
@@ -80,6 +87,9 @@ class Command(BaseCommand):
         added = _fill_demo_project(project)
         if added:
             self.stdout.write(f"Added {added} demo studies to the reading project {project}.")
+        cases = _ensure_consensus_project()
+        if cases:
+            self.stdout.write(f"Added {cases} demo cases to the consensus project {DEMO_CONSENSUS}.")
 
         self.stdout.write(self.style.WARNING("Demo accounts (local use only, not for patient data):"))
         for username, (role, *_names) in DEMO_USERS.items():
@@ -136,6 +146,32 @@ def _fill_demo_project(project: ReadingProject) -> int:
         user = user_model.objects.get(username=username)
         ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
     return added
+
+
+def _ensure_consensus_project() -> int:
+    """A consensus project over the first demo studies: the demo radiologist and annotator read
+    each case blind to each other, the demo adjudicator resolves disagreements."""
+    project, _ = ReadingProject.objects.get_or_create(
+        name=DEMO_CONSENSUS,
+        defaults={
+            "kind": ReadingProject.Kind.CONSENSUS,
+            "reads_per_case": 2,
+            "label_schema": {"questions": [DEMO_QUESTION]},
+            "reading_mode": ReadingProject.Mode.UNAIDED_FIRST,
+        },
+    )
+    user_model = get_user_model()
+    for username, role in (
+        ("radiologist", MemberRole.RADIOLOGIST),
+        ("annotator", MemberRole.ANNOTATOR),
+        ("adjudicator", MemberRole.ADJUDICATOR),
+    ):
+        user = user_model.objects.get(username=username)
+        ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
+    studies = Study.objects.filter(patient__patient_id__startswith=DEMO_PATIENT_PREFIX).order_by(
+        "patient__patient_id"
+    )[:DEMO_CONSENSUS_CASES]
+    return len(project_studies_add(project=project, studies=list(studies)))
 
 
 def _load_demo_studies(slices: int) -> int:
