@@ -5,10 +5,12 @@ The adjudicator and the admin see everything; an outsider is told nothing exists
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from audit.models import AuditEvent
-from reviews.models import ConsensusCase, MemberRole, ProjectMember, ReadingProject
+from reviews.models import Assignment, ConsensusCase, MemberRole, ProjectMember, ReadingProject
 from reviews.services import project_studies_add
 from reviews.tasks import consensus_case_compute_run
 from tests.consensus.helpers import grown, read, stored_case
@@ -146,3 +148,60 @@ def test_another_readers_seg_and_sr_are_not_listed_over_dicomweb(world, rita):
     series = {item["0020000E"]["Value"][0] for item in listed.json()}
     assert mine <= series
     assert not theirs & series
+
+
+def test_a_reader_finds_only_their_own_cases_in_the_worklist(
+    consensus: Any, rita: Any, rob: Any, ray: Any, adi: Any, ada: Any, store: Any
+) -> None:
+    """Three readers, two reads per case: each case is on two worklists only, and a case another
+    reader has open shows nobody else that it is in progress. The adjudicator and the admin
+    see every case."""
+    ProjectMember.objects.create(project=consensus, user=ray, role=MemberRole.RADIOLOGIST)
+    cases = [stored_case(seed=seed, lesions=1) for seed in (81, 82, 83)]
+    project_studies_add(project=consensus, studies=[case.study for case in cases])
+    assigned = {
+        user.username: {
+            uid
+            for uid in Assignment.objects.filter(project=consensus, reader=user).values_list(
+                "study__study_uid", flat=True
+            )
+        }
+        for user in (rita, rob, ray)
+    }
+    every = {case.study.study_uid for case in cases}
+    assert all(len(uids) == 2 for uids in assigned.values())
+    assert set().union(*assigned.values()) == every
+    not_ritas = next(case for case in cases if case.study.study_uid not in assigned["rita"])
+    other = next(user for user in (rob, ray) if not_ritas.study.study_uid in assigned[user.username])
+    read(other, not_ritas, [not_ritas.lesion(1)], SOLID, submit=False)  # now in progress
+
+    def listed(user: Any, query: str = "?status=all") -> dict[str, str]:
+        rows = api(user).get(f"/api/v1/worklist/{query}").json()["results"]
+        return {row["study_uid"]: row["reading_status"] for row in rows}
+
+    for user in (rita, rob, ray):
+        assert set(listed(user)) == assigned[user.username], user.username
+        assert set(listed(user, "")) <= assigned[user.username], user.username  # to read
+    page = session(rita).get("/?status=all").content.decode()
+    assert not_ritas.study.study_uid not in page
+    assert all(uid in page for uid in assigned["rita"])  # the control: her own cases are there
+    assert listed(other)[not_ritas.study.study_uid] == "in_progress"  # the control: it is there
+    for user in (adi, ada):
+        assert set(listed(user)) == every, user.username
+
+
+def test_a_readers_worklist_status_is_their_own_read_not_the_others(
+    consensus: ReadingProject, rita: Any, rob: Any, store: Any
+) -> None:
+    case = stored_case(seed=61, lesions=1)
+    project_studies_add(project=consensus, studies=[case.study])
+    read(rita, case, [case.lesion(1)], {"nodule_type": "solid", "follow_up": "no"})  # Rob has not opened it
+
+    def row(user: Any, status: str) -> list[str]:
+        answer = api(user).get(f"/api/v1/worklist/?status={status}&project={consensus.pk}").json()
+        return [r["reading_status"] for r in answer["results"]]
+
+    assert row(rita, "read") == ["read"]
+    assert row(rita, "to_read") == []
+    assert row(rob, "to_read") == ["waiting"]
+    assert row(rob, "read") == []

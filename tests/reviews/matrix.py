@@ -10,10 +10,16 @@ The cast (columns, in ROLES order):
 - admin: the admin role (sees every study, writes no reading);
 - tok: a radiologist of P calling with an API token (no session).
 
+And a consensus project C (docs/consensus.md): rad and ann are its readers (each case read by
+both, blind to each other), adj its adjudicator; radq and tok are not members, so C's cases
+are to them as another project's.
+
 The objects are named by the placeholders of the URLs: {S} {T} studies, {S_se} {T_se} their
 CT series, {S_sop} {T_sop} one image of each, {S_ai_se} {S_ai_sop} the AI's SEG in S, {jS}
 {jT} the AI jobs, {P} {Q} projects, {R} {RA} {RQ} readings, {R_dec} R's added decision (it has
-a mask), {FE} a feedback export and {AE} an audit export of the admin's, {PP} a PACS pull.
+a mask), {FE} a feedback export and {AE} an audit export of the admin's, {PP} a PACS pull;
+{C} the consensus project, {K} a case of it read by both and compared (no reference standard
+yet), {K2} another with one, {KR} {KA} rad's and ann's reads of K, {D} the finding of KR.
 
 Expectations: HIDDEN is a 404 for something that exists but is not the caller's to see, and
 like DENIED (403) it must leave exactly one 110113 audit event naming the caller; every other
@@ -96,6 +102,12 @@ S_AI = (UNSIGNED, OK, HIDDEN, OK, HIDDEN, OK, OK)  # the AI of S: hidden from th
 R_READ = (UNSIGNED, OK, HIDDEN, HIDDEN, HIDDEN, OK, HIDDEN)  # rad's reading: his, the admin's
 
 
+# Consensus project C: its cases, fused masks and reference are for its adjudicator and the
+# admin; its readers are refused (403), anyone else is told nothing exists (404); both audited.
+C_API = (UNSIGNED, DENIED, DENIED, OK, HIDDEN, OK, HIDDEN)
+C_PAGE = (LOGIN, DENIED, DENIED, OK, HIDDEN, OK, LOGIN)
+
+
 def _r_write(ok: Expect) -> tuple[Expect, ...]:
     """A write to rad's reading: his alone; the admin sees it but may not write (403)."""
     return (UNSIGNED, ok, HIDDEN, HIDDEN, HIDDEN, DENIED, HIDDEN)
@@ -152,6 +164,11 @@ PAGES = [
         "/inference/studies/{T}/panel/",
         T_PAGE,
     ),
+    # Consensus pages: the list holds what the caller oversees (none for a reader; a content test)
+    Row("GET", "/consensus/", ANY_PAGE),
+    Row("GET", "/consensus/projects/{C}/", C_PAGE),
+    # P is a second-reading project: there is no consensus project of that number
+    Row("GET", "/consensus/projects/{P}/", (LOGIN, GONE, GONE, GONE, GONE, GONE, LOGIN)),
     Row("GET", "/audit/", ADMIN_PAGE),
     Row("GET", "/audit/export/csv/", ADMIN_PAGE),
     Row(
@@ -163,6 +180,16 @@ PAGES = [
     ),
     Row("GET", "/audit/exports/{AE}/", ADMIN_PAGE),
     Row("GET", "/audit/exports/{AE}/download/", ADMIN_PAGE),
+    # Feedback export pages (admins); the zip itself comes from the API's file endpoint
+    Row("GET", "/feedback/", ADMIN_PAGE),
+    Row(
+        "POST",
+        "/feedback/",
+        (LOGIN, DENIED, DENIED, DENIED, DENIED, Expect(302, to="/feedback/"), LOGIN),
+        body=lambda v: {"decision": "accepted"},
+        json=False,
+    ),
+    Row("GET", "/feedback/{FE}/", ADMIN_PAGE),
     # The media storage is never served by URL: arrays and masks go through the API.
     Row("GET", "/media/inference/jobs/{jS}/mask.u8", _same(GONE)),
 ]
@@ -250,6 +277,34 @@ API = [
     ),
     Row("GET", "/api/v1/readings/{RA}/", (UNSIGNED, HIDDEN, OK, HIDDEN, HIDDEN, OK, HIDDEN)),
     Row("GET", "/api/v1/readings/{RQ}/", (UNSIGNED, HIDDEN, HIDDEN, HIDDEN, OK, OK, HIDDEN)),
+    # Consensus: a reader's read of a case is a reading like any other (theirs and the admin's)
+    Row("GET", "/api/v1/readings/{KR}/", R_READ),
+    Row("GET", "/api/v1/readings/{KR}/decisions/", R_READ),
+    Row("GET", "/api/v1/readings/{KR}/decisions/{D}/mask/", R_READ),
+    Row("GET", "/api/v1/readings/{KA}/", (UNSIGNED, HIDDEN, OK, HIDDEN, HIDDEN, OK, HIDDEN)),
+    # The consensus API; the project list holds what the caller oversees (a content test)
+    Row("GET", "/api/v1/consensus/projects/", ANY_API),
+    Row("GET", "/api/v1/consensus/projects/{C}/", C_API),
+    Row("GET", "/api/v1/consensus/projects/{C}/cases/", C_API),
+    # P is a second-reading project: there is no consensus project of that number
+    Row("GET", "/api/v1/consensus/projects/{P}/", (UNSIGNED, GONE, GONE, GONE, GONE, GONE, GONE)),
+    Row("GET", "/api/v1/consensus/cases/{K}/", C_API),
+    Row("GET", "/api/v1/consensus/cases/{K}/masks/majority/", C_API),
+    Row("GET", "/api/v1/consensus/cases/{K}/masks/staple/", C_API),
+    # No reference yet: those who may see one are told there is none, not refused.
+    Row(
+        "GET",
+        "/api/v1/consensus/cases/{K}/masks/reference/",
+        (UNSIGNED, DENIED, DENIED, GONE, HIDDEN, GONE, HIDDEN),
+    ),
+    Row("GET", "/api/v1/consensus/cases/{K2}/masks/reference/", C_API),
+    Row("GET", "/api/v1/consensus/cases/{K}/decisions/{D}/mask/", C_API),
+    Row(
+        "POST",
+        "/api/v1/consensus/cases/{K}/reference/",
+        (UNSIGNED, DENIED, DENIED, BAD, HIDDEN, BAD, HIDDEN),  # BAD: the rationale is required
+        body=lambda v: {"version": 0, "source": "majority", "answers": {"follow_up": "yes"}, "rationale": ""},
+    ),
     # Feedback export (admins)
     Row(
         "POST",
@@ -337,6 +392,8 @@ ADMIN_MODELS: dict[str, tuple[str, str]] = {
     "reviews/reading": ("v", "{R}"),
     "reviews/decision": ("v", "{R_dec}"),
     "reviews/feedbackexport": ("v", "{FE}"),
+    "reviews/consensuscase": ("v", "{K}"),
+    "reviews/referencestandard": ("v", "{referencestandard}"),
 }
 # The apps whose index the admin role sees (it holds a permission in each); the others 404.
 ADMIN_APPS = {"auth": True, "authtoken": True, "axes": False, "audit": True, "viewer": True}

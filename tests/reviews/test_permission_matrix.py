@@ -26,14 +26,25 @@ from rest_framework.authtoken.models import Token
 from audit.models import AuditEvent, AuditExport
 from audit.services.exports import audit_export_write
 from inference.models import JobOutput
-from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, Reading, ReadingProject
+from reviews.models import (
+    Assignment,
+    ConsensusCase,
+    MemberRole,
+    ProjectMember,
+    ProjectStudy,
+    Reading,
+    ReadingProject,
+)
 from reviews.roles import Role
 from reviews.services import (
     FeedbackFilter,
+    consensus_case_compute,
     feedback_export_build,
     feedback_export_request,
     project_studies_add,
+    reference_record,
 )
+from tests.consensus.helpers import grown, read, stored_case
 from tests.factories import UserFactory
 from tests.reviews.helpers import ai_result, api, stored_study, with_derived_objects
 from tests.reviews.matrix import OK, ROLES, ROWS, Row
@@ -82,6 +93,65 @@ def _decide(user: Any, reading: dict[str, Any], body: dict[str, Any]) -> dict[st
     return answer["decision"]
 
 
+SCHEMA = {"questions": [{"code": "follow_up", "text": "Follow-up CT needed", "choices": ["yes", "no"]}]}
+ANSWERS = {"follow_up": "yes"}
+
+
+def _consensus(users: dict[str, Any]) -> dict[str, Any]:
+    """Project C, kind consensus: every case read by rad and ann (its only readers, so both are
+    assigned each case), adjudicated by adj. Case K is read by both and compared (the task runs
+    after a commit, which the module's transaction never makes: its function is called here);
+    case K2 likewise, with a reference standard. Returns C's placeholders."""
+    c = ReadingProject.objects.create(
+        name="C", kind=ReadingProject.Kind.CONSENSUS, reads_per_case=2, label_schema=SCHEMA
+    )
+    for role, member in (("rad", "radiologist"), ("ann", "annotator"), ("adj", "adjudicator")):
+        ProjectMember.objects.create(project=c, user=users[role], role=MemberRole(member))
+    studies = [stored_case(seed=41, lesions=1), stored_case(seed=43, lesions=1)]
+    project_studies_add(project=c, studies=[case.study for case in studies])
+    reads: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    cases = []
+    for case in studies:
+        reads.append(
+            (
+                read(users["rad"], case, [case.lesion(1)], ANSWERS),
+                read(users["ann"], case, [grown(case.lesion(1))], ANSWERS),
+            )
+        )
+        row = ConsensusCase.objects.get(project=c, entry__study=case.study)
+        cases.append(consensus_case_compute(case_pk=row.pk))
+    k, k2 = cases
+    assert k is not None
+    assert k2 is not None
+    assert k.computed_at is not None
+    assert not k.error
+    reference = reference_record(
+        case=k2,
+        adjudicator=users["adj"],
+        source="majority",
+        answers=ANSWERS,
+        rationale="the reads agree",
+        expected_version=0,
+    )
+    (kr, ka), (k2r, k2a) = reads
+    return {
+        "C": c.pk,
+        "K": k.pk,
+        "K_S": studies[0].study.study_uid,
+        "K2": k2.pk,
+        "K2_S": studies[1].study.study_uid,
+        "KR": kr["id"],
+        "KA": ka["id"],
+        "K2R": k2r["id"],
+        "K2A": k2a["id"],
+        "D": kr["decisions"][0]["id"],
+        "DA": ka["decisions"][0]["id"],
+        "KR_seg": kr["seg_sop_uid"],
+        "KA_seg": ka["seg_sop_uid"],
+        "referencestandard": reference.pk,
+    }
+
+
 def _build() -> World:
     users: dict[str, Any] = {
         "rad": UserFactory(username="rad", role=Role.RADIOLOGIST),
@@ -119,6 +189,7 @@ def _build() -> World:
     ra = _reading(users["ann"], s.study.study_uid, lock=True)
     rq = _reading(users["radq"], t.study.study_uid, lock=True)
     assert (r["phase"], ra["phase"], rq["phase"]) == ("ai_revealed", "locked", "ai_revealed")
+    consensus = _consensus(users)
 
     feedback = feedback_export_request(feedback_filter=FeedbackFilter(), user=users["admin"])
     feedback_export_build(export_pk=feedback.pk)
@@ -166,6 +237,7 @@ def _build() -> World:
         "modelversion": s.job.model_version_id,
         "projectstudy": ProjectStudy.objects.get(project=p, study=s.study).pk,
         "assignment": Assignment.objects.filter(project=p, study=s.study).first().pk,  # type: ignore[union-attr]
+        **consensus,
     }
     world = World(users=users, token=token.key, values=values)
     for role in ROLES:
@@ -294,6 +366,7 @@ def test_the_annotator_gets_no_ai_output_by_any_route(world: World) -> None:
         ai = json.loads(_get(world, role, f"/api/v1/studies/{v['S']}/ai/").content)
         assert (ai["job"] == v["jS"], bool(ai["findings"])) == (shown, shown), role
         rows = json.loads(_get(world, role, "/api/v1/worklist/?status=all").content)["results"]
+        rows = [r for r in rows if r["study_uid"] == v["S"]]  # C's cases have no AI result
         assert [(r["ai"] is not None, r["ai_priority"] == "urgent") for r in rows] == [(shown, shown)], role
         jobs = _get(world, role, "/inference/jobs/").content.decode()
         assert (f'id="job-{v["jS"]}"' in jobs) == shown, role
@@ -354,15 +427,87 @@ def test_a_reading_is_seen_only_by_its_reader_and_the_admin(world: World) -> Non
         role: sorted(r["id"] for r in json.loads(_get(world, role, "/api/v1/readings/").content))
         for role in ("rad", "ann", "adj", "radq", "admin", "tok")
     }
+    consensus = {"rad": [v["KR"], v["K2R"]], "ann": [v["KA"], v["K2A"]]}  # C's reads
     assert seen == {
-        "rad": [v["R"]],
-        "ann": [v["RA"]],
-        "adj": [],
+        "rad": sorted([v["R"], *consensus["rad"]]),
+        "ann": sorted([v["RA"], *consensus["ann"]]),
+        "adj": [],  # C's adjudicator reads the reads through the case, not the reading API
         "radq": [v["RQ"]],
-        "admin": sorted([v["R"], v["RA"], v["RQ"]]),
+        "admin": sorted([v["R"], v["RA"], v["RQ"], *consensus["rad"], *consensus["ann"]]),
         "tok": [],
     }
-    assert Reading.objects.count() == 3
+    assert Reading.objects.count() == 7
+
+
+# --- Consensus: the readers of a case are blind to each other --------------------------------
+def _status(world: World, role: str, url: str) -> tuple[int, bytes]:
+    answer = _get(world, role, url)
+    return answer.status, answer.content
+
+
+@pytest.mark.django_db
+def test_the_readers_of_a_consensus_case_never_see_each_others_read(world: World) -> None:
+    """rad and ann read K: neither reaches the other's reading, decisions or masks by id, nor
+    the case, its fused masks or the reference (of K2) by any route; only their own reads are
+    listed, and the consensus list is empty for them."""
+    v = world.values
+    for role, mine, theirs, their_finding in (("rad", "KR", "KA", "DA"), ("ann", "KA", "KR", "D")):
+        own = json.loads(_get(world, role, f"/api/v1/readings/{v[mine]}/").content)
+        assert own["id"] == v[mine], role  # the control: their own read
+        for url in (
+            f"/api/v1/readings/{v[theirs]}/",
+            f"/api/v1/readings/{v[theirs]}/decisions/?history=1",
+            f"/api/v1/readings/{v[theirs]}/decisions/{v[their_finding]}/mask/",
+            f"/api/v1/readings/{v[mine]}/decisions/{v[their_finding]}/mask/",  # theirs, through mine
+        ):
+            assert _status(world, role, url)[0] == 404, (role, url)
+        for url in (
+            f"/api/v1/consensus/projects/{v['C']}/",
+            f"/api/v1/consensus/projects/{v['C']}/cases/?status=all",
+            f"/api/v1/consensus/cases/{v['K']}/",
+            f"/api/v1/consensus/cases/{v['K']}/masks/majority/",
+            f"/api/v1/consensus/cases/{v['K']}/masks/staple/",
+            f"/api/v1/consensus/cases/{v['K2']}/",
+            f"/api/v1/consensus/cases/{v['K2']}/masks/reference/",
+            f"/api/v1/consensus/cases/{v['K']}/decisions/{v[their_finding]}/mask/",
+        ):
+            status, content = _status(world, role, url)
+            assert status == 403, (role, url)
+            assert set(json.loads(content)) <= {"detail", "field"}, (role, url)  # the refusal alone
+        assert _status(world, role, f"/consensus/projects/{v['C']}/")[0] == 403, role
+        listed = json.loads(_get(world, role, f"/api/v1/readings/?study_uid={v['K_S']}").content)
+        assert [r["id"] for r in listed] == [v[mine]], role
+        assert json.loads(_get(world, role, "/api/v1/consensus/projects/").content) == [], role
+        assert f"/consensus/projects/{v['C']}/" not in _get(world, role, "/consensus/").content.decode()
+        page = _get(world, role, f"/studies/{v['K_S']}/?case={v['K']}").content.decode()
+        assert f"/api/v1/consensus/cases/{v['K']}/" not in page, role  # no adjudication panel
+        metadata = _get(world, role, f"/dicomweb/studies/{v['K_S']}/metadata").content.decode()
+        assert (v[f"{mine}_seg"] in metadata, v[f"{theirs}_seg"] in metadata) == (True, False), role
+    for role in ("adj", "admin"):  # the control: who oversees C finds it, and both reads
+        case = json.loads(_get(world, role, f"/api/v1/consensus/cases/{v['K']}/").content)
+        assert sorted(r["reading"] for r in case["reads"]) == sorted([v["KR"], v["KA"]]), role
+        assert [p["id"] for p in json.loads(_get(world, role, "/api/v1/consensus/projects/").content)] == [
+            v["C"]
+        ]
+        page = _get(world, role, f"/studies/{v['K_S']}/?case={v['K']}").content.decode()
+        assert f"/api/v1/consensus/cases/{v['K']}/" in page, role
+
+
+@pytest.mark.django_db
+def test_a_reader_of_a_consensus_case_sees_only_themself_among_its_readers(world: World) -> None:
+    v = world.values
+
+    def assignees(role: str) -> dict[str, list[str]]:
+        rows = json.loads(_get(world, role, "/api/v1/worklist/?status=all").content)["results"]
+        return {r["study_uid"]: sorted(r["assignees"]) for r in rows if r["project"]["id"] == v["C"]}
+
+    for case in ("K_S", "K2_S"):
+        assert assignees("rad")[v[case]] == ["rad"]
+        assert assignees("ann")[v[case]] == ["ann"]
+        assert assignees("adj")[v[case]] == ["ann", "rad"]
+        assert assignees("admin")[v[case]] == ["ann", "rad"]
+    for role in ("radq", "tok"):
+        assert assignees(role) == {}, role
 
 
 # --- Exports are their requester's ------------------------------------------------------------
