@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "config",
     "audit",
     "viewer",
@@ -73,6 +75,8 @@ MIDDLEWARE = [
     "audit.middleware.AuditMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Holds a signed-in admin at the second-factor page until they pass it (config.otp).
+    "config.otp.middleware.SecondFactorMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -142,6 +146,10 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Admins (the admin role, superusers) with a confirmed TOTP device give a code after the
+# password (config.otp); when this is on, an admin without one must enrol before anything else.
+OTP_REQUIRED_FOR_ADMINS = env_bool("OTP_REQUIRED_FOR_ADMINS", False)
+OTP_TOTP_ISSUER = "Overread"  # the name authenticator apps show beside the code
 
 # --- HTTPS, cookies and headers -----------------------------------------------
 # HTTPS is on unless a local plain-HTTP set-up turns it off (make run does).

@@ -7,10 +7,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import health
+from config.otp import views as otp_views
 
 urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/otp/", otp_views.otp_verify, name="otp-verify"),
+    path("login/otp/setup/", otp_views.otp_setup, name="otp-setup"),
     path("health/", health.health, name="health"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -11,6 +11,7 @@ import datetime as dt
 import heapq
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -322,7 +323,7 @@ def _consensus_projects_read_blind(*, user: Any) -> list[int]:
     )
 
 
-def _own_status(user: Any, statuses: list[str]) -> Q:
+def _own_status(user: Any, statuses: Sequence[str]) -> Q:
     """Rows whose status, as far as the user's own reading goes, is one of `statuses`: waiting
     (no reading yet), in progress (opened, not submitted), read (submitted)."""
     mine = Reading.objects.filter(project=OuterRef("project_id"), study=OuterRef("study_id"), reader=user.pk)

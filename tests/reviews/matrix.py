@@ -115,6 +115,10 @@ def _r_write(ok: Expect) -> tuple[Expect, ...]:
 
 PAGES = [
     Row("GET", "/login/", _same(OK)),
+    # The second factor (config.otp): nothing is owed here (no devices, not required), so the
+    # code page sends everybody on; enrolling is for admins.
+    Row("GET", "/login/otp/", (LOGIN, *(Expect(302, to="/"),) * 5, LOGIN)),
+    Row("GET", "/login/otp/setup/", ADMIN_PAGE),
     Row("POST", "/logout/", _same(LOGIN), json=False, fresh=True),
     Row("GET", "/health/", _same(OK)),
     Row("GET", "/", ANY_PAGE),

@@ -26,6 +26,7 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 
+from config.otp.policy import Step, otp_step_owed
 from viewer.decode import FrameError
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,11 @@ def _credentials(request: HttpRequest) -> tuple[Any, str] | None:
             return result[0], f"token:{digest}"
     elif scheme == b"basic":
         result = BasicAuthentication().authenticate(request)  # type: ignore[arg-type]
-        if result is not None:
+        # A password alone does not pass for a user who owes a second factor (admins with a
+        # TOTP device): they use an API token, as every integration does.
+        if result is not None and otp_step_owed(result[0]) is Step.NONE:
             return result[0], f"user:{result[0].pk}"
+        return None
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.is_active:
         return None
