@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import stat
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -47,8 +46,8 @@ def archive_entries(path: Path) -> Iterator[ArchiveEntry]:
     """The archive's files, each valid until the next is taken; Rejected if the archive is unsafe."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise Rejected(f"not a readable ZIP archive: {exc}") from None
+    except Exception as exc:  # a damaged directory raises many kinds (NotImplementedError for a version...)
+        raise Rejected(f"not a readable ZIP archive: {str(exc) or type(exc).__name__}") from None
     with archive:
         entries = _checked_entries(archive)
         if not entries:
@@ -83,6 +82,8 @@ def _checked_entries(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 def _check_entry(info: zipfile.ZipInfo) -> None:
     name = info.filename
+    if not name:
+        raise Rejected("an entry of the ZIP archive has an empty name")
     parts = re.split(r"[\\/]", name)
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
         raise _unsafe(f"entry {name[:100]!r} has an absolute path")
@@ -130,7 +131,7 @@ def _extracted(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Arch
             )
             yield ArchiveEntry(info.filename, rejection=rejection)
             return
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        except Exception as exc:  # zlib, LZMA, a header's bad UTF-8...: damage raises many kinds
             yield ArchiveEntry(info.filename, rejection=Rejected(f"entry cannot be extracted: {exc}"))
             return
         handle.flush()

@@ -1,6 +1,6 @@
 """Is this file an instance Overread accepts? Every check, in the order it is cheapest.
 
-1. Part 10, parsed to its last byte (parse.py).
+1. Part 10, parsed to its last byte (parse.py), and not a DICOMDIR (an index, not an instance).
 2. A transfer syntax we decode.
 3. The Type 1 UIDs, well formed, and the file meta agreeing with them.
 4. A SOP class a reading workstation reads: images, SEG, Parametric Map, RT Dose
@@ -70,6 +70,7 @@ PIXEL_SOP_CLASSES = frozenset(
     }
 )
 KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR
 _DEFER = "1 KB"
 _UIDS = (
     ("StudyInstanceUID", "Study Instance UID (0020,000D)"),
@@ -97,6 +98,12 @@ class ValidInstance:
 def validate_instance(path: Path) -> ValidInstance:
     """Checks `path` as described above; raises Rejected with the first problem found."""
     layout = read_layout(path)
+    if str(layout.meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY:
+        raise Rejected(
+            "a DICOMDIR (Media Storage Directory) is an index of the files on a medium, "
+            "not an instance: send the files it lists",
+            FailureReason.SOP_CLASS_NOT_SUPPORTED,
+        )
     syntax = layout.transfer_syntax_uid
     if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
         raise Rejected(
