@@ -34,6 +34,7 @@ from inference.selectors import job_for_study, jobs_for_user, model_by_name
 from inference.services import JobError, job_cancel, job_request, job_rerun
 from viewer.models import Series, Study
 from viewer.selectors import series_queryset_for_user, study_queryset_for_user
+from viewer.store import is_valid_uid
 
 
 class _Has(BasePermission):
@@ -74,6 +75,8 @@ class StudyAiApi(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, study_uid: str) -> Response:
+        if not is_valid_uid(study_uid):
+            raise Http404("no such study")
         study = study_queryset_for_user(user=request.user).filter(study_uid=study_uid).first()
         if study is None:
             _not_found(request, "no such study", exists=Study.objects.filter(study_uid=study_uid).exists())

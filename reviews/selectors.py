@@ -39,6 +39,7 @@ from viewer.selectors import study_queryset_for_user
 
 VIEW_ALL_STUDIES = ("reviews", "view_all_studies")
 PAGE_SIZE = 50
+MAX_PAGE = 100_000  # 5 million rows in: past any worklist, and far from the database's limits
 
 
 def _holds_view_all(user: Any) -> Q:

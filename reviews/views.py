@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from reviews.models import ProjectStudy
 from reviews.selectors import (
+    MAX_PAGE,
     PRIORITY_FILTERS,
     STATUS_FILTERS,
     WorklistFilter,
@@ -62,9 +63,11 @@ def worklist(request: HtmxRequest) -> HttpResponse:
     the rows partial. Filters and paging are plain links and a GET form: they work without
     JavaScript.
     """
+    if any("\x00" in value for value in request.GET.values()):
+        return HttpResponseBadRequest("A filter holds a NUL byte.")
     worklist_filter = _filter(request)
     page_param = request.GET.get("page", "")
-    number = int(page_param) if page_param.isdigit() and int(page_param) > 0 else 1
+    number = min(int(page_param), MAX_PAGE) if page_param.isdigit() and int(page_param) > 0 else 1
     page = worklist_page(user=request.user, worklist_filter=worklist_filter, page=number)
     params = worklist_filter.as_params()
     projects = list(projects_for_user(user=request.user).distinct().only("pk", "name"))

@@ -3,19 +3,16 @@
 Errors are JSON objects {"detail": message} with "field" naming the input at fault (400) and
 "version", the reading's current version, on a stale write (409). An object the caller may
 not see is 404, as if it did not exist; when it does exist the refusal is audited like a 403.
-A body past DATA_UPLOAD_MAX_MEMORY_SIZE is 413, and JSON nested too deeply to parse is 400.
+A body past DATA_UPLOAD_MAX_MEMORY_SIZE is 413, and JSON nested too deeply to parse is 400
+(config.api, for every API view).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -55,29 +52,10 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-class NestingSafeJSONParser(JSONParser):
-    """DRF's JSON parser, with nesting deeper than Python's parser follows refused as malformed
-    (Python raises RecursionError there, which would be a 500)."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply") from None
-
-
 class ReviewsApi(APIView):
     """Maps the workflow's refusals (reviews.errors) to their status and JSON shape."""
 
-    parser_classes = [NestingSafeJSONParser, FormParser, MultiPartParser]
-
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, RequestDataTooBig):
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return Response(
-                {"detail": f"the request body is larger than the limit of {limit} bytes"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
         if isinstance(exc, ReviewError):
             body: dict[str, Any] = {"detail": exc.message}
             if exc.field:

@@ -30,6 +30,7 @@ from reviews.api.common import (
     valid,
 )
 from reviews.api.presenting import decision_data, reading_data
+from reviews.errors import Invalid
 from reviews.masks import mask_load
 from reviews.models import Decision, Reading
 from reviews.permissions import READ_STUDY, SEE_AI, SEE_READING, WRITE_READING
@@ -40,6 +41,7 @@ from reviews.selectors import (
 )
 from viewer.models import Study
 from viewer.selectors import study_queryset_for_user
+from viewer.store import is_valid_uid
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
 
@@ -84,6 +86,8 @@ class ReadingListCreateApi(ReviewsApi):
     def get(self, request: Request) -> Response:
         readings = readings_for_user(user=request.user).order_by("-created_at", "-pk")
         if request.query_params.get("study_uid"):
+            if not is_valid_uid(request.query_params["study_uid"]):
+                raise Invalid("study_uid is not a valid DICOM UID", field="study_uid")
             readings = readings.filter(study__study_uid=request.query_params["study_uid"])
         return Response(
             [

@@ -17,6 +17,7 @@ from reviews.errors import Invalid
 from reviews.models import ReadingProject
 from reviews.permissions import ASSIGN
 from reviews.selectors import (
+    MAX_PAGE,
     PRIORITY_FILTERS,
     STATUS_FILTERS,
     WorklistFilter,
@@ -45,7 +46,7 @@ class WorklistApi(ReviewsApi):
             required=False, default=False, help_text="only studies assigned to me"
         )
         project = serializers.IntegerField(required=False, allow_null=True, default=None)
-        page = serializers.IntegerField(required=False, default=1, min_value=1)
+        page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_PAGE)
 
     @extend_schema(parameters=[InputSerializer], responses={200: OpenApiTypes.OBJECT, 400: ErrorSerializer})
     def get(self, request: Request) -> Response:

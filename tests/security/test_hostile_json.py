@@ -110,14 +110,6 @@ def test_a_malformed_body_is_refused_with_its_reason(body, content_type, status,
     assert_still_decides(reading)
 
 
-_OUTSIDE_REVIEWS = (
-    "inference/api.py (and every API view outside reviews.api) uses DRF's default JSONParser and "
-    "exception handler: {what}. Fix: give REST_FRAMEWORK in config/settings.py a "
-    "DEFAULT_PARSER_CLASSES entry with reviews.api.common.NestingSafeJSONParser (moved to config/) "
-    "and an EXCEPTION_HANDLER answering RequestDataTooBig with 413."
-)
-
-
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
@@ -125,18 +117,12 @@ _OUTSIDE_REVIEWS = (
             OVERSIZED,
             413,
             "larger than the limit",
-            marks=pytest.mark.xfail(
-                strict=True, reason=_OUTSIDE_REVIEWS.format(what="an oversized body gets an empty HTML 400")
-            ),
             id="oversized_3_mb",
         ),
         pytest.param(
             NESTED,
             400,
             "nested too deeply",
-            marks=pytest.mark.xfail(
-                strict=True, reason=_OUTSIDE_REVIEWS.format(what="deep nesting raises RecursionError, a 500")
-            ),
             id="nested_100000_deep",
         ),
     ],
@@ -476,78 +462,32 @@ def test_a_hostile_identifier_is_400_or_404_never_500(reading, rita, ada, subtes
     assert clients["ada"].get("/api/v1/me/").status_code == 200
 
 
-_UNCHECKED = (
-    "{where} puts {what} into a database query unchecked: PostgreSQL refuses it and the request "
-    "is a 500. {fix}"
-)
-
-
 @pytest.mark.parametrize(
     ("url", "statuses"),
     [
         pytest.param(
             "/api/v1/readings/?study_uid=1.2.3%00",
             {400},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_UNCHECKED.format(
-                    where="reviews/api/readings.py ReadingListCreateApi.get",
-                    what="?study_uid with a NUL byte",
-                    fix="Fix: read it through a serializer (CharField refuses NUL) or check is_valid_uid.",
-                ),
-            ),
             id="readings_study_uid_nul",
         ),
         pytest.param(
             "/api/v1/studies/1.2.3%00/ai/",
             {400, 404},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_UNCHECKED.format(
-                    where="inference/api.py StudyAiApi.get",
-                    what="a Study UID path segment with a NUL byte",
-                    fix="Fix: answer 404 unless viewer.store.is_valid_uid(study_uid), as viewer.views does.",
-                ),
-            ),
             id="study_ai_nul",
         ),
         pytest.param(
             "/?q=a%00b",
             {400},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_UNCHECKED.format(
-                    where="reviews/views.py worklist (_filter)",
-                    what="?q with a NUL byte",
-                    fix="Fix: validate the filter with the WorklistApi serializer's rules and answer 400.",
-                ),
-            ),
             id="worklist_page_q_nul",
         ),
         pytest.param(
             f"/?page={HUGE}",
             {200, 400, 404},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_UNCHECKED.format(
-                    where="reviews/views.py worklist and reviews/selectors.py worklist_page",
-                    what="a page number past bigint as OFFSET",
-                    fix="Fix: cap the page number (e.g. 1..100000) in the view and in WorklistApi.",
-                ),
-            ),
             id="worklist_page_past_bigint",
         ),
         pytest.param(
             f"/api/v1/worklist/?page={HUGE}",
             {400},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_UNCHECKED.format(
-                    where="reviews/api/worklist.py WorklistApi (page has no max_value)",
-                    what="a page number past bigint as OFFSET",
-                    fix="Fix: IntegerField(min_value=1, max_value=...) for page.",
-                ),
-            ),
             id="worklist_api_page_past_bigint",
         ),
     ],
