@@ -105,7 +105,9 @@ def env_database(name: str, default_sqlite: Path) -> dict[str, Any]:
             "(expected postgres://user@host:port/name or sqlite:///path)",
         )
     try:
-        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+        # Connections are kept a minute, and checked before reuse: after a database restart a
+        # worker's first request reconnects instead of failing.
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     except ValueError as exc:
         raise ConfigError(name, f"malformed database URL: {exc}") from None
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):

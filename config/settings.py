@@ -283,6 +283,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("AUDIT_VERIFY_MINUTES", 60, minimum=1) * 60,
     },
     "audit-export-prune": {"task": "audit.tasks.audit_export_prune", "schedule": 3600},
+    # Spool and store files an interrupted ingest left behind (no index row), after an hour.
+    "ingest-orphans-remove": {"task": "viewer.ingest_orphans_remove", "schedule": 3600},
 }
 
 # --- PACS (DICOMweb) ------------------------------------------------------------

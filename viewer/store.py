@@ -7,6 +7,7 @@ never from client-supplied names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from typing import IO
@@ -42,6 +43,10 @@ def store_put(*, key: str, content: IO[bytes]) -> str:
     try:
         saved = default_storage.save(key, File(content))
     except OSError as exc:
+        # What the failed write left (a full disk leaves part of the file) is this attempt's:
+        # the key was free a moment ago. Left there, it would refuse the same file for good.
+        with contextlib.suppress(OSError):
+            default_storage.delete(key)
         raise StoreError(f"cannot write {key}: {exc.strerror or exc}") from exc
     if saved != key:  # the backend renamed it: someone raced us to the key
         default_storage.delete(saved)
