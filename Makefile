@@ -54,6 +54,11 @@ format: deps
 bench: deps bundle
 	$(PY) -m bench $(BENCH_ARGS)
 
+# 50 simulated users for 10 minutes on gunicorn, PostgreSQL, Redis and a Celery worker
+# running inference (bench/soak.py); needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL.
+soak: deps bundle
+	$(PY) -m bench.soak --users 50 --minutes 10
+
 deps: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/dev.txt

@@ -15,3 +15,11 @@ from config.settings import *  # noqa: E402,F403
 from config.settings import STATIC_ROOT  # noqa: E402
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# BENCH_PLAIN_STATIC=1: {% static %} without the collected manifest, for runs whose clients fetch
+# no static file (the short soak in the test suite): collecting takes minutes.
+if os.environ.get("BENCH_PLAIN_STATIC") == "1":
+    from config.settings import STORAGES
+
+    PLAIN = "django.contrib.staticfiles.storage.StaticFilesStorage"
+    STORAGES = {**STORAGES, "staticfiles": {"BACKEND": PLAIN}}
