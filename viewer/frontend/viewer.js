@@ -144,6 +144,7 @@ function mount() {
     showAiResult: (result, arrays) => app.overlay.show(result, arrays),
     state: () => app.state(),
     review: () => app.review?.state() ?? null,
+    leave: () => app.review?.leave(),
     adjudication: () => app.adjudication?.state() ?? null,
   };
   window.overread = Object.assign(window.overread || {}, { viewer: handle });

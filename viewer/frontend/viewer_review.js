@@ -417,7 +417,7 @@ export class ReviewPanel {
       this._showTime();
     }, 1000);
     this.heartbeat = setInterval(() => this._beat(), HEARTBEAT_MS);
-    window.addEventListener("pagehide", () => this._beat({ leaving: true }));
+    window.addEventListener("pagehide", () => this.left || this._beat({ leaving: true }));
   }
 
   async _beat({ leaving = false } = {}) {
@@ -434,6 +434,13 @@ export class ReviewPanel {
       this.reading.unaided_seconds = answer.unaided_seconds;
       this.reading.aided_seconds = answer.aided_seconds;
     }
+  }
+
+  /** Sends the last active time and stops counting (the page is being left). */
+  async leave() {
+    this._stopHeartbeat();
+    await this._beat();
+    this.left = true;
   }
 
   _stopHeartbeat() {
