@@ -21,6 +21,8 @@ import gevent
 from locust import between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from bench.decisions import decision_body
+
 SEATS: list[dict[str, Any]] = json.loads(open(os.environ["BENCH_REVIEW_SEATS"]).read())  # noqa: SIM115
 PAGE_ROWS = int(os.environ.get("BENCH_REVIEW_PAGE_ROWS", "50"))
 _WAIT = [float(v) for v in os.environ.get("BENCH_REVIEW_WAIT", "0.5-1.5").split("-")]
@@ -102,16 +104,7 @@ class Reader(FastHttpUser):
 
     def _decide(self) -> None:
         self.turn += 1
-        overridden = self.turn % 2 == 0
-        body: dict[str, Any] = {
-            "version": self.version,
-            "kind": "overridden" if overridden else "accepted",
-            "confidence": 1 + self.turn % 5,
-            "finding": 1 + self.turn % 3,
-            "time_spent_s": 4.0,
-        }
-        if overridden:
-            body["reason_code"] = "false_positive_benign"
+        body = decision_body(turn=self.turn, version=self.version)
         with self.client.post(
             f"/api/v1/readings/{self.reading}/decisions/",
             name=DECISION,

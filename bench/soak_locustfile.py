@@ -24,6 +24,7 @@ from typing import Any
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from bench.decisions import decision_body
 from fixtures.synthetic import make_ct_study
 from inference.derived import to_part10_bytes
 
@@ -130,16 +131,7 @@ class SoakUser(FastHttpUser):
     @task(2)
     def decide(self) -> None:
         self.turn += 1
-        overridden = self.turn % 2 == 0
-        body: dict[str, Any] = {
-            "version": self.version,
-            "kind": "overridden" if overridden else "accepted",
-            "confidence": 1 + self.turn % 5,
-            "finding": 1 + self.turn % 3,
-            "time_spent_s": 4.0,
-        }
-        if overridden:
-            body["reason_code"] = "false_positive_benign"
+        body = decision_body(turn=self.turn, version=self.version)
         with self.client.post(
             f"/api/v1/readings/{self.reading}/decisions/",
             name=DECISION,
