@@ -46,6 +46,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
             status = 413
         else:
             outcomes = [o for uploaded in request.FILES.getlist("files") for o in _ingest(request, uploaded)]
+            status = outcomes_status(outcomes)
     context = {
         "outcomes": outcomes,
         "summary": summary_text(outcomes),
@@ -61,10 +62,9 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 def upload_file(request: HttpRequest) -> JsonResponse:
     """One file per request (a DICOM file or a ZIP of them): its outcomes as JSON.
 
-    200 whenever the file was processed, stored or refused alike: each result
-    says what became of it and why (a refused file is an answer, not a failed
-    request, so the browser console stays for real errors); 413 over the size
-    limit, 400 without a file, 403 without the permission.
+    Each result says what became of an instance and why. 200 when anything was
+    stored (or already was), 422 when everything was refused (as STOW-RS answers
+    409); 413 over the size limit, 400 without a file, 403 without the permission.
     """
     if _too_large(request):
         limit = settings.DICOM_MAX_UPLOAD_BYTES
@@ -77,7 +77,16 @@ def upload_file(request: HttpRequest) -> JsonResponse:
         "results": [outcome_json(o) for o in outcomes],
         "summary": dict(Counter(o.status for o in outcomes)),
     }
-    return JsonResponse(body)
+    status = outcomes_status(outcomes)
+    if status != 200:
+        body["detail"] = f"nothing was stored: {outcomes[0].reason}" if len(outcomes) == 1 else "nothing was stored"
+    return JsonResponse(body, status=status)
+
+
+def outcomes_status(outcomes: list[IngestOutcome]) -> int:
+    """422 when files were offered and every instance in them was refused, else 200."""
+    refused = bool(outcomes) and all(outcome.status == "rejected" for outcome in outcomes)
+    return 422 if refused else 200
 
 
 def _too_large(request: HttpRequest) -> bool:

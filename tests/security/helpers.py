@@ -90,7 +90,7 @@ def refusal_everywhere(data: bytes, *, session: Client, token: Client, folder: P
     """Offers `data` through the upload endpoint, STOW-RS and import_dicom; checks each refused
     it whole with Failure Reason `code` (the upload's and STOW's) and returns the reasons."""
     uploaded = upload(session, "hostile.dcm", data)
-    assert uploaded.status_code == 200, uploaded.content  # a refused file is an answer, not an error
+    assert uploaded.status_code == 422, uploaded.content  # nothing stored
     results = uploaded.json()["results"]
     assert [r["status"] for r in results] == ["rejected"], results
     assert results[0]["failure_code"] == f"0x{code:04X}", results[0]

@@ -254,7 +254,7 @@ def test_the_upload_and_the_import_refuse_it_with_the_same_reason(
     archive.write_bytes(data)
     imported = import_dicom(archive)
 
-    assert response.status_code == 200
+    assert response.status_code == 422  # nothing stored
     [result] = response.json()["results"]
     assert (result["name"], result["status"]) == (shown, "rejected")
     assert hostile.reason in result["reason"]

@@ -315,7 +315,7 @@ def test_file_and_entry_names_are_escaped_on_the_upload_page_and_the_audit_page(
     response = session.post("/upload/", {"files": files})
 
     page = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 422  # nothing stored
     assert "2 rejected" in page
     assert not Instance.objects.exists()
     assert_escaped(page, IMAGE)  # the file's name

@@ -45,7 +45,8 @@ class TestTheJsonEndpoint:
     def test_a_refused_file_is_answered_with_its_reason(self, rita_client, nothing_added):
         response = upload(rita_client, "MR_truncated.dcm", dicom_file("MR_truncated.dcm").read_bytes())
 
-        assert response.status_code == 200
+        assert response.status_code == 422  # nothing stored, as STOW-RS answers 409
+        assert response.json()["detail"].startswith("nothing was stored: the file is truncated")
         [result] = response.json()["results"]
         assert result["status"] == "rejected"
         assert result["reason"].startswith("the file is truncated")
@@ -67,6 +68,7 @@ class TestTheJsonEndpoint:
         refused = upload(rita_client, "bomb.zip", zip_bomb())
         following = upload(rita_client, "ok.dcm", part10(ct_dataset()))
 
+        assert refused.status_code == 422
         assert refused.json()["results"][0]["status"] == "rejected"
         assert "ZIP bomb" in refused.json()["results"][0]["reason"]
         assert following.status_code == 200
@@ -173,6 +175,10 @@ def test_a_radiologist_uploads_files_and_a_zip_in_the_browser(
     assert "the file is truncated" in truncated.locator("td.reason").inner_text()
     assert page.get_by_test_id("upload-summary").inner_text() == "3 stored, 2 rejected"
     assert Instance.objects.count() == 3
-    assert browser_errors == []  # no script error, no CSP violation
+    # The two refused files were answered 422, which the console reports; nothing else is there
+    # (no script error, no CSP violation).
+    refusals = [error for error in browser_errors if "status of 422" in error]
+    assert len(refusals) == 2, browser_errors
+    assert [error for error in browser_errors if error not in refusals] == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "upload.png", full_page=True)
