@@ -170,6 +170,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # Sessions end after this much inactivity: config.sessions renews the expiry
 # (at most once a minute, not with a write on every request).
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30, minimum=1) * 60
+# The database store, answering 503 rather than 400 when the database is lost mid-request.
+SESSION_ENGINE = "config.sessions"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
