@@ -27,9 +27,12 @@ SIZE = int(os.environ.get("BENCH_INFERENCE_SIZE", "512"))
 STUDIES_PER_RUN = 2  # jobs queued for each worker count in (c)
 
 
-def matmul_peak_gflops(device: str) -> float:
-    """Best fp32 matmul rate of this device (the anchor for (a)), in GFLOP/s."""
+def matmul_peak_gflops(device: str, *, tf32: bool = False) -> float:
+    """Best fp32 matmul rate of this device (the anchor for (a)), in GFLOP/s; on CUDA with
+    `tf32` the rate of TensorFloat-32 tensor cores instead (the math cuDNN convolutions may use)."""
     import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
     n = 8192 if device.startswith("cuda") else 2048
     a = torch.randn(n, n, device=device)
@@ -93,7 +96,8 @@ def _one_job(series, model) -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak = matmul_peak_gflops(device)
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads)")
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {device} ({where}; torch {torch.__version__})")
 
     network = load_network(model_network_source(model), device)
     multiple = int(getattr(network, "size_multiple", 16))
@@ -118,6 +122,36 @@ def _one_job(series, model) -> None:
         f"= {achieved / peak:.2f} of the matmul peak (goal >= 0.85)"
     )
     print(f"(b) whole job {whole:.2f} s / forward {forward:.2f} s = {whole / forward:.2f} (goal <= 1.5)")
+    if device == "cuda":
+        _cuda_math_modes(network, model, padded, flops, peak)
+
+
+def _cuda_math_modes(network, model, padded: int, flops: int, peak: float) -> None:
+    """On CUDA, cuDNN runs fp32 convolutions on TF32 tensor cores unless told not to (PyTorch's
+    default), while the fp32 matmul anchor does not: time the same forward passes both ways."""
+    import torch
+
+    from inference.registry import model_spec
+
+    tf32_peak = matmul_peak_gflops("cuda", tf32=True)
+    batch = max(1, model_spec(model).batch_size)
+    x = torch.randn(SLICES, 1, padded, padded, device="cuda").contiguous(memory_format=torch.channels_last)
+    for allowed in (True, False):
+        torch.backends.cudnn.allow_tf32 = allowed
+        with torch.inference_mode():
+            network(x[:batch])
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for start in range(0, SLICES, batch):
+                network(x[start : start + batch])
+            torch.cuda.synchronize()
+        rate = flops / (time.perf_counter() - started) / 1e9
+        mode = "TF32 allowed (the default)" if allowed else "strict fp32"
+        print(
+            f"(a) pure forward, convolutions {mode}: {rate:.1f} GFLOP/s = {rate / peak:.2f} of the fp32 "
+            f"matmul peak, {rate / tf32_peak:.2f} of the TF32 matmul peak ({tf32_peak:.1f} GFLOP/s)"
+        )
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def _throughput(series, model, workers: int) -> float:

@@ -7,11 +7,14 @@ the absolute input gradient, smoothed. Either way a map is ReLU'd and scaled to 
 
 Targets: for a finding, the sum of its label's segmentation logit over the finding's voxels on
 each slice of its box; for the study, the slice logit on the slices that matter (the findings'
-slices and the top-scoring ones), so saliency costs a fraction of the forward pass.
+slices and the top-scoring ones), so saliency costs a fraction of the forward pass. Within a
+finding every FINDING_SLICE_STEP-th slice is explained (and its last); the maps of the slices
+between are interpolated from their neighbours, which Grad-CAM's coarse, smooth maps allow.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from inference.engine.types import Finding, ModelSpec
 Progress = Callable[[str, float], None]
 MIN_FINDING_SLICES = 64
 FINDING_SLICE_SHARE = 0.15
+FINDING_SLICE_STEP = 2
 _UNUSED_LAYER = ("not have been used in the graph", "does not require grad")
 
 
@@ -109,13 +113,32 @@ def finding_slice_budget(depth: int) -> int:
     return max(MIN_FINDING_SLICES, math.ceil(FINDING_SLICE_SHARE * depth))
 
 
+def _sampled(finding: Finding) -> list[int]:
+    """The slices of the finding's box that are explained: every FINDING_SLICE_STEP-th from
+    its first, and its last, so every slice between lies between two explained ones."""
+    low, high = finding.bbox[0]
+    chosen = list(range(low, high, FINDING_SLICE_STEP))
+    if chosen[-1] != high - 1:
+        chosen.append(high - 1)
+    return chosen
+
+
+def _interpolate(maps: np.ndarray, known: Sequence[int], offset: int = 0) -> None:
+    """Fills the slices between consecutive `known` ones (sorted z) linearly from those two;
+    slice z is maps[z - offset]."""
+    for below, above in itertools.pairwise(known):
+        for z in range(below + 1, above):
+            weight = (z - below) / (above - below)
+            maps[z - offset] = (1 - weight) * maps[below - offset] + weight * maps[above - offset]
+
+
 def _explained(findings: Sequence[Finding], budget: int) -> list[Finding]:
-    """The findings to explain: most probable (then largest) first while their slices fit the
-    budget; the first always does."""
+    """The findings to explain: most probable (then largest) first while their explained
+    slices fit the budget; the first always does."""
     chosen: list[Finding] = []
     used = 0
     for finding in sorted(findings, key=lambda f: (-f.max_probability, -f.voxel_count, f.index)):
-        size = finding.bbox[0][1] - finding.bbox[0][0]
+        size = len(_sampled(finding))
         if chosen and used + size > budget:
             continue
         chosen.append(finding)
@@ -126,7 +149,7 @@ def _explained(findings: Sequence[Finding], budget: int) -> list[Finding]:
 def _study_slices(findings: Sequence[Finding], slice_scores: np.ndarray, top_k: int) -> list[int]:
     chosen = {int(z) for z in np.argsort(-slice_scores, kind="stable")[:top_k]}
     for finding in findings:
-        chosen.update(range(*finding.bbox[0]))
+        chosen.update(_sampled(finding))
     return sorted(chosen)
 
 
@@ -147,9 +170,10 @@ def explain(
     `slices` are the preprocessed, padded slices (Z, H', W') on the network's device; `mask`
     the finding mask (z, y, x) whose finding k drives findings[k - 1]'s map. The study map
     covers the top `top_k` slices by score and the explained findings' slices; other slices
-    stay 0. Findings are explained most probable first while their slices fit
-    `max_finding_slices` (default `finding_slice_budget`); the rest get no map, which only a
-    network scattering dozens of findings reaches. Needs autograd: not under inference_mode.
+    stay 0. Findings are explained most probable first while their explained slices (every
+    FINDING_SLICE_STEP-th) fit `max_finding_slices` (default `finding_slice_budget`); the rest
+    get no map, which only a network scattering dozens of findings reaches. Needs autograd: not
+    under inference_mode.
     """
     depth, height, width = mask.shape
     budget = finding_slice_budget(depth) if max_finding_slices is None else max_finding_slices
@@ -160,7 +184,7 @@ def explain(
     finding_items = [
         _Item(z, finding.index, channel_of.get(finding.label, 0))
         for finding in findings
-        for z in range(*finding.bbox[0])
+        for z in _sampled(finding)
     ]
     items = study_items + finding_items
     study = np.zeros(mask.shape, dtype=np.float32)
@@ -188,4 +212,9 @@ def explain(
                     local[item.finding][item.z - z0] = heat[y0:y1, x0:x1]
             if progress is not None:
                 progress("saliency", end / len(items))
+    explained_study = {item.z for item in study_items}
+    for finding in findings:
+        low, high = finding.bbox[0]
+        _interpolate(study, sorted(z for z in explained_study if low <= z < high))
+        _interpolate(local[finding.index], _sampled(finding), offset=low)
     return _scaled(study), {index: _scaled(values) for index, values in local.items()}

@@ -106,6 +106,18 @@ def test_it_explains_findings_within_a_budget_of_slices_most_probable_first():
     assert not result.heatmap[3:6].any()
 
 
+def test_every_other_slice_of_a_finding_is_explained_and_the_ones_between_interpolated():
+    result = run(BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=0)
+
+    [three_slices] = [f for f in result.findings if f.bbox[0] == (3, 6)]
+    local = result.finding_heatmaps[three_slices.index]
+    assert local[0].any()
+    assert local[2].any()  # the first and last slices are explained...
+    assert np.allclose(local[1], (local[0] + local[2]) / 2)  # ...the middle one lies between them
+    assert np.allclose(result.heatmap[4], (result.heatmap[3] + result.heatmap[5]) / 2)
+    assert result.heatmap[4].any()
+
+
 def test_a_torchscript_network_gets_smoothed_input_gradients():
     eager = BrightSpots().eval()
     scripted = torch.jit.script(eager)
