@@ -125,11 +125,16 @@ def pacs_study_pull(
     if not listed:
         raise PacsError(f"the PACS has no study {study_uid}")
     summary = PullSummary(total=len(listed))
-    for item in listed:
-        series_uid = item["0020000E"]["Value"][0]
-        sop_uid = item["00080018"]["Value"][0]
-        outcome = _pull_instance(session, study_uid, series_uid, sop_uid, user)
-        _count(summary, outcome)
+    for number, item in enumerate(listed, start=1):
+        series_uid, sop_uid = _listed_uid(item, "0020000E"), _listed_uid(item, "00080018")
+        refused = _refused_uids(series_uid, sop_uid)
+        if refused:
+            # The UIDs go into the WADO-RS URL: a listed '../..' would reach another path.
+            summary.rejected += 1
+            label = sop_uid if is_valid_uid(sop_uid) else f"instance {number} of the listing"
+            summary.reasons.append(f"{label}: {refused}")
+        else:
+            _count(summary, _pull_instance(session, study_uid, series_uid, sop_uid, user))
         if progress:
             progress(summary)
     audit_record(
@@ -141,6 +146,27 @@ def pacs_study_pull(
         detail={"remote": settings.PACS_DICOMWEB_URL, "stored": summary.stored, "rejected": summary.rejected},
     )
     return summary
+
+
+def _listed_uid(item: Any, tag: str) -> Any:
+    """One UID of a QIDO-RS result as the PACS sent it (None when it sent none)."""
+    try:
+        return item[tag]["Value"][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _refused_uids(series_uid: Any, sop_uid: Any) -> str:
+    """Why the listed UIDs cannot name an instance to fetch; empty when they can."""
+    for value, name in (
+        (series_uid, "Series Instance UID (0020,000E)"),
+        (sop_uid, "SOP Instance UID (0008,0018)"),
+    ):
+        if value is None or value == "":
+            return f"{name} is missing from the PACS listing"
+        if not is_valid_uid(value):
+            return f"{name} {str(value)[:70]!r} is not a valid DICOM UID"
+    return ""
 
 
 def _pull_instance(

@@ -73,13 +73,14 @@ def upload_file(request: HttpRequest) -> JsonResponse:
     if uploaded is None:
         return JsonResponse({"detail": "send one file in the form field 'file'"}, status=400)
     outcomes = _ingest(request, uploaded)
-    body = {
+    body: dict[str, Any] = {
         "results": [outcome_json(o) for o in outcomes],
         "summary": dict(Counter(o.status for o in outcomes)),
     }
     status = outcomes_status(outcomes)
     if status != 200:
-        body["detail"] = f"nothing was stored: {outcomes[0].reason}" if len(outcomes) == 1 else "nothing was stored"
+        why = f": {outcomes[0].reason}" if len(outcomes) == 1 else ""
+        body["detail"] = f"nothing was stored{why}"
     return JsonResponse(body, status=status)
 
 

@@ -1,5 +1,6 @@
-"""What the three writers share: ordering the source slices, and pinning the values
-highdicom would otherwise take from the clock or a random number."""
+"""What the three writers share: ordering the source slices, copying them into the form
+highdicom reads, and pinning the values highdicom would otherwise take from the clock or a
+random number."""
 
 from __future__ import annotations
 
@@ -18,6 +19,26 @@ from . import codes
 # Changing this changes every UID derived here (dimension organisations, tracking UIDs).
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://overread.invalid/derived/1")
 
+# The Type 2 Patient and General Study attributes highdicom copies from the first source
+# image by attribute access: one the source leaves out (ingest accepts that) is an
+# AttributeError there, so the copies handed to highdicom have it, empty.
+_TYPE_2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+class SourceUnsupported(ValueError):
+    """The source images cannot carry this derived object (a SEG or Parametric Map of
+    images without a Frame of Reference UID); the message says why and may be shown as is."""
+
 
 def derived_uid(*parts: object) -> str:
     """A deterministic 2.25 UID named by `parts` (PS3.5 B.2), e.g. ("job", pk, "seg") for
@@ -28,8 +49,10 @@ def derived_uid(*parts: object) -> str:
 def ordered_source(
     source: Sequence[Dataset], slice_uids: Sequence[str] | None, depth: int, shape: tuple[int, int]
 ) -> list[Dataset]:
-    """The source slices in array order: array[k] belongs to slice_uids[k] (the engine's
-    Geometry.sop_instance_uids), or to source[k] when slice_uids is None."""
+    """The source slices in array order, as copies for highdicom (`for_highdicom`):
+    array[k] belongs to slice_uids[k] (the engine's Geometry.sop_instance_uids), or to
+    source[k] when slice_uids is None. SourceUnsupported when a slice has no Frame of
+    Reference UID: the SEG and the Parametric Map IODs require one."""
     if not source:
         raise ValueError("at least one source image is required")
     if slice_uids is None:
@@ -47,7 +70,33 @@ def ordered_source(
     for ds in ordered:
         if (int(ds.Rows), int(ds.Columns)) != shape:
             raise ValueError(f"source {ds.SOPInstanceUID} is {ds.Rows}x{ds.Columns}, the array {shape}")
-    return ordered
+    without = [str(ds.SOPInstanceUID) for ds in ordered if not ds.get("FrameOfReferenceUID")]
+    if without:
+        # A SEG's and a Parametric Map's frames are placed in the sources' frame of reference.
+        which = (
+            "the source images have"
+            if len(without) == len(ordered)
+            else f"{len(without)} of the {len(ordered)} source images (first {without[0]}) have"
+        )
+        raise SourceUnsupported(
+            f"{which} no Frame of Reference UID (0020,0052), which a Segmentation or Parametric Map needs"
+        )
+    return for_highdicom(ordered)
+
+
+def for_highdicom(source: Sequence[Dataset]) -> list[Dataset]:
+    """Copies of the source images with every Type 2 attribute highdicom reads present (empty
+    where the source has none). The caller's datasets stay as they were; each copy is a
+    dictionary of its own over the same elements, so the pixel data is not copied."""
+    copies = []
+    for ds in source:
+        copied = Dataset()
+        copied.update(ds)
+        for keyword in _TYPE_2_COPIED:
+            if keyword not in copied:
+                setattr(copied, keyword, "")
+        copies.append(copied)
+    return copies
 
 
 def check_volume(array: np.ndarray, name: str) -> None:

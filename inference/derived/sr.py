@@ -14,7 +14,7 @@ from pydicom.sr.coding import Code
 from inference.engine.types import Finding
 
 from . import codes
-from ._common import derived_uid, pin
+from ._common import derived_uid, for_highdicom, pin
 from .authors import AlgorithmInfo, Author, Device, Equipment, Person, observer_context
 
 Evaluation = tuple[Code, Code]  # (concept, value), e.g. (codes.READER_DECISION, codes.ACCEPTED)
@@ -98,7 +98,7 @@ def findings_sr(
             str(ds.SOPInstanceUID),
         ),
     )
-    evidence = [*ordered, *([seg] if seg is not None else [])]
+    evidence = [*for_highdicom(ordered), *([seg] if seg is not None else [])]
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=root,

@@ -34,7 +34,8 @@ def _sop_class_name(uid: str) -> str:
 
 
 def _check_instances(datasets: Sequence[Dataset], spec: InputSpec) -> None:
-    """What each instance must be on its own: an accepted image with pixels and a position."""
+    """What each instance must be on its own: an accepted image with pixels and a position in
+    a frame of reference."""
     accepted = ", ".join(_sop_class_name(uid) for uid in spec.sop_class_uids)
     for index, ds in enumerate(datasets):
         sop_class = str(ds.get("SOPClassUID", ""))
@@ -57,6 +58,13 @@ def _check_instances(datasets: Sequence[Dataset], spec: InputSpec) -> None:
         missing = [k for k in _GEOMETRY_KEYWORDS if k not in ds]
         if missing:
             raise InputError(f"{_describe(ds, index)} lacks {', '.join(missing)}, so its place is unknown.")
+        if not ds.get("FrameOfReferenceUID"):
+            # Type 1 in CT: without it positions are in no known space, and the job's SEG and
+            # Parametric Map (which highdicom places in that space) cannot be written.
+            raise InputError(
+                f"{_describe(ds, index)} has no Frame of Reference UID (0020,0052), "
+                "so its position is in no known coordinate system."
+            )
 
 
 def _check_consistent(datasets: Sequence[Dataset]) -> None:

@@ -17,10 +17,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.codes import Action
+from inference.derived import SourceUnsupported
 from inference.models import Finding
 from reviews.errors import Conflict, Invalid, StaleVersion
 from reviews.masks import series_geometry
-from reviews.models import Reading
+from reviews.models import Decision, Reading
 from reviews.reader_dicom import ReaderObject, reader_objects
 from reviews.selectors import decisions_current
 from reviews.services.consensus.answers import answers_check
@@ -51,7 +52,8 @@ def reading_submit(
     """Submits the reading: every AI finding of the revealed result needs a decision, and the
     reader says whether they agree with the AI triage (when one was revealed). In a consensus
     project every question of the label schema needs its answer (given now or before); the
-    case counts the read, and is compared once it has all of them."""
+    case counts the read, and is compared once it has all of them. Conflict when the images
+    cannot carry the reader's SEG (no Frame of Reference UID)."""
     _check_version(reading, version)
     if reading.phase == Phase.SUBMITTED:
         raise Conflict("the reading is already submitted")
@@ -81,11 +83,9 @@ def reading_submit(
             raise Invalid(
                 f"decide on every AI finding before submitting; still open: {listed}", field="decisions"
             )
-    geometry = series_geometry(reading.series, slice_uids=reading.slice_uids)
-    objects = reader_objects(
-        reading=reading,
-        decisions=decisions,
-        geometry=geometry,
+    objects = _objects(
+        reading,
+        decisions,
         triage_agreement=triage_agreement or None,  # none given now: the saved draft's
         final_impression=final_impression,
     )
@@ -122,6 +122,28 @@ def reading_submit(
             detail={"decisions": len(decisions), "seg": reading.seg_sop_uid, "sr": reading.sr_sop_uid},
         )
     return reading
+
+
+def _objects(
+    reading: Reading,
+    decisions: list[Decision],
+    *,
+    triage_agreement: str | None,
+    final_impression: str | None,
+) -> list[ReaderObject]:
+    """The reader's SEG and SR, or Conflict when the images cannot carry a SEG (nothing is
+    stored yet, so the reading stays as it was)."""
+    geometry = series_geometry(reading.series, slice_uids=reading.slice_uids)
+    try:
+        return reader_objects(
+            reading=reading,
+            decisions=decisions,
+            geometry=geometry,
+            triage_agreement=triage_agreement,
+            final_impression=final_impression,
+        )
+    except SourceUnsupported as exc:
+        raise Conflict(f"cannot write the reader's SEG of series {reading.series.series_uid}: {exc}") from exc
 
 
 def _store(objects: list[ReaderObject], *, reading: Reading, request: HttpRequest | None) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from inference.derived import (
     Device,
     Person,
     SegmentSpec,
+    SourceUnsupported,
     ValidatorMissing,
     codes,
     dciodvfy_check,
@@ -126,9 +129,9 @@ def _seg(case: Case, **overrides: Any) -> Dataset:
     return seg
 
 
-def _pmap(case: Case) -> Dataset:
+def _pmap(case: Case, *, source: Sequence[Dataset] | None = None) -> Dataset:
     return parametric_map(
-        source=case.shuffled,
+        source=case.shuffled if source is None else source,
         heatmap=case.heatmap,
         series_uid=derived_uid("test", "pm-series"),
         sop_uid=derived_uid("test", "pm"),
@@ -395,6 +398,43 @@ def test_the_sr_rejects_findings_it_cannot_place(case: Case) -> None:
         _sr(case, seg, findings=[replace(case.findings[0], label="tumour")])
     with pytest.raises(ValueError, match="not reported"):
         _sr(case, seg, evaluations={9: [(codes.READER_DECISION, codes.ACCEPTED)]})
+
+
+# --- Sources short of their IOD ---------------------------------------------------------------
+TYPE_2 = ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "StudyID")
+
+
+def _without(case: Case, *keywords: str) -> list[Dataset]:
+    """The shuffled source with `keywords` left out (ingest accepts such images)."""
+    source = [copy.deepcopy(ds) for ds in case.shuffled]
+    for ds in source:
+        for keyword in keywords:
+            delattr(ds, keyword)
+    return source
+
+
+def test_a_source_without_its_type_2_attributes_still_gives_valid_objects(case: Case) -> None:
+    source = _without(case, *TYPE_2)
+
+    seg = _seg(case, source=source)
+    pmap = _pmap(case, source=source)
+    sr = _sr(case, seg, source=source)
+
+    for ds in (seg, pmap, sr):
+        assert dciodvfy_check(to_part10_bytes(ds)) == []
+        assert [ds[keyword].value for keyword in TYPE_2] == ["", "", "", ""]
+    assert not any(keyword in ds for ds in source for keyword in TYPE_2)  # the caller's stay as given
+
+
+def test_a_source_without_a_frame_of_reference_gets_no_seg_or_parametric_map(case: Case) -> None:
+    source = _without(case, "FrameOfReferenceUID")
+    refusal = "the source images have no Frame of Reference UID (0020,0052)"
+
+    with pytest.raises(SourceUnsupported, match=re.escape(refusal)):
+        _seg(case, source=source)
+    with pytest.raises(SourceUnsupported, match=re.escape(refusal)):
+        _pmap(case, source=source)
+    assert dciodvfy_check(to_part10_bytes(_sr(case, None, source=source, findings=[]))) == []
 
 
 # --- Determinism and the files -----------------------------------------------------------------

@@ -152,6 +152,7 @@ REFUSALS = [
     ("mixed series", _mix_series, "more than one series"),
     ("duplicate positions", _duplicate_position, "duplicate slices"),
     ("no position", _delete("ImagePositionPatient"), "lacks ImagePositionPatient"),
+    ("no frame of reference", _delete("FrameOfReferenceUID"), "has no Frame of Reference UID (0020,0052)"),
 ]
 
 

@@ -218,6 +218,37 @@ def test_a_non_image_object_fails_with_a_message(model):
     _failed_with(job_request(series=series, model=model), "cannot read")
 
 
+def _study_without(*keywords: str, seed: int) -> list[pydicom.Dataset]:
+    """A small synthetic study with `keywords` left out of every slice (ingest accepts that)."""
+    datasets = small_study(seed=seed, lesions=1).datasets
+    for ds in datasets:
+        for keyword in keywords:
+            delattr(ds, keyword)
+    return datasets
+
+
+def test_a_series_without_a_frame_of_reference_fails_with_a_message(model):
+    series = ingest(_study_without("FrameOfReferenceUID", "PatientSex", "StudyID", seed=17))
+
+    _failed_with(
+        job_request(series=series, model=model), "cannot read", "no Frame of Reference UID (0020,0052)"
+    )
+
+
+def test_a_series_without_its_type_2_attributes_still_gets_its_derived_objects(model):
+    type_2 = ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "StudyID")
+    series = ingest(_study_without(*type_2, seed=19))
+
+    job = _run(job_request(series=series, model=model))
+
+    assert job.status == "succeeded", job.error
+    outputs = JobOutput.objects.filter(job=job, kind__in=JobOutput.DICOM_KINDS)
+    assert {o.kind for o in outputs} == set(JobOutput.DICOM_KINDS)
+    for output in outputs:
+        written = pydicom.dcmread(io.BytesIO(_read(output.storage_key)))
+        assert [written[keyword].value for keyword in type_2] == ["", "", "", ""]
+
+
 # --- Cancel and re-run ----------------------------------------------------------------------------
 def test_a_cancelled_queued_job_never_runs(series, model, rita):
     job = job_request(series=series, model=model)

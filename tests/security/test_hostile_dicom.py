@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydicom
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
-from reviews.models import MemberRole, ProjectMember, ReadingProject
+from reviews.models import MemberRole, ProjectMember, Reading, ReadingProject
 from reviews.services import project_studies_add
 from tests.reviews.helpers import api
 from tests.security.helpers import (
+    TYPE_2,
     failure_codes,
     keeps_serving,
     plane,
@@ -35,6 +37,7 @@ from tests.security.helpers import (
 from tests.viewer.conftest import ct_dataset, dicom_file, part10, stored_files, with_pixel_header
 from viewer.ingest.errors import FailureReason
 from viewer.models import Instance, Patient
+from viewer.store import store_open
 
 pytestmark = [
     pytest.mark.django_db,
@@ -391,23 +394,11 @@ def test_a_stow_that_accepts_only_html_is_406(token, untouched):
     untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A CT without Frame of Reference UID (Type 1) and the Type 2 patient and study attributes "
-        "(PatientBirthDate, PatientSex, ReferringPhysicianName, StudyID) passes ingest, but submitting "
-        "a reading of it is a 500: inference/derived/seg.py hands the sources to highdicom, which reads "
-        "those attributes (AttributeError, then ValueError). Fix: give highdicom copies of the sources "
-        "with missing Type 2 attributes set empty (inference/derived/_common.py), and refuse or answer "
-        "409 for images without a Frame of Reference UID (reviews/services/submission.py)."
-    ),
-)
-def test_a_reading_of_a_study_lacking_type_1_and_2_attributes_is_submitted_or_refused_by_name(
-    rita, empty_store
-):
+def _read_with_one_added_finding(rita: Any, study: Any) -> tuple[Any, str, dict[str, Any]]:
+    """Rita reads `study` in a project of her own, draws one finding and locks the reading:
+    (her API client, the reading's URL, the locked reading)."""
     project = ReadingProject.objects.create(name="Non-conformant images")
     ProjectMember.objects.create(project=project, user=rita, role=MemberRole.RADIOLOGIST)
-    study = tiny_study(conformant=False)
     project_studies_add(project=project, studies=[study])
     client = api(rita)
     reading = client.post(
@@ -426,9 +417,34 @@ def test_a_reading_of_a_study_lacking_type_1_and_2_attributes_is_submitted_or_re
         format="json",
     )
     locked = client.post(url + "lock/", {"version": added.json()["version"]}, format="json")
+    return client, url, locked.json()
 
-    submitted = client.post(url + "submit/", {"version": locked.json()["version"]}, format="json")
 
-    assert submitted.status_code in (200, 409)
-    if submitted.status_code == 409:
-        assert "Frame of Reference" in submitted.json()["detail"]
+def test_a_reading_of_a_study_lacking_type_1_and_2_attributes_is_refused_by_name(rita, empty_store):
+    study = tiny_study(conformant=False)  # no Frame of Reference UID: a SEG of it is not possible
+    client, url, locked = _read_with_one_added_finding(rita, study)
+    files, instances = stored_files(empty_store), Instance.objects.count()
+
+    submitted = client.post(url + "submit/", {"version": locked["version"]}, format="json")
+
+    assert submitted.status_code == 409
+    assert "have no Frame of Reference UID (0020,0052)" in submitted.json()["detail"]
+    reading = client.get(url).json()
+    assert (reading["phase"], reading["version"]) == (locked["phase"], locked["version"])
+    assert Reading.objects.get(pk=reading["id"]).seg_sop_uid == ""
+    assert (stored_files(empty_store), Instance.objects.count()) == (files, instances)
+
+
+def test_a_reading_of_a_study_lacking_type_2_attributes_is_submitted(rita, empty_store):
+    study = tiny_study(conformant=False, FrameOfReferenceUID=generate_uid())
+    client, url, locked = _read_with_one_added_finding(rita, study)
+
+    submitted = client.post(url + "submit/", {"version": locked["version"]}, format="json")
+
+    assert submitted.status_code == 200, submitted.json()
+    assert submitted.json()["phase"] == "submitted"
+    reading = Reading.objects.get(pk=submitted.json()["id"])
+    for sop_uid in (reading.seg_sop_uid, reading.sr_sop_uid):
+        with store_open(Instance.objects.get(sop_instance_uid=sop_uid).storage_key) as handle:
+            written = pydicom.dcmread(handle)
+        assert [written[keyword].value for keyword in TYPE_2] == ["", "", "", ""]

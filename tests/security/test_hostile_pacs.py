@@ -135,15 +135,6 @@ def test_a_pacs_file_whose_codestream_claims_3722445056_columns_is_refused(pacs,
     keeps_serving(token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "viewer/pacs.py pacs_study_pull builds each WADO-RS URL from the Series and SOP Instance UIDs "
-        "the PACS lists, unchecked: a listed '../../etc/passwd' makes it request another path on the "
-        "PACS and the whole pull fails with 'the PACS answered 404'. Fix: check both with is_valid_uid "
-        "and count an invalid one as a rejected instance (its reason in PullSummary.reasons)."
-    ),
-)
 def test_a_pacs_listing_an_instance_uid_with_dot_dot_gets_that_instance_refused(pacs, empty_store):
     good = ct_dataset()
     bad = ct_dataset(
@@ -157,7 +148,7 @@ def test_a_pacs_listing_an_instance_uid_with_dot_dot_gets_that_instance_refused(
     error, listed = pull(good.StudyInstanceUID)
 
     assert error == "1 instance(s) rejected"
-    assert "'../../etc/passwd' is not a valid" in listed
+    assert "SOP Instance UID (0008,0018) '../../etc/passwd' is not a valid DICOM UID" in listed
     assert list(Instance.objects.values_list("sop_instance_uid", flat=True)) == [good.SOPInstanceUID]
 
 
