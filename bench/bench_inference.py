@@ -134,7 +134,7 @@ def _cuda_math_modes(network, model, padded: int, flops: int, peak: float) -> No
     from inference.registry import model_spec
 
     tf32_peak = matmul_peak_gflops("cuda", tf32=True)
-    batch = max(1, model_spec(model).batch_size)
+    batch = model_spec(model).slices_per_pass("cuda")
     x = torch.randn(SLICES, 1, padded, padded, device="cuda").contiguous(memory_format=torch.channels_last)
     for allowed in (True, False):
         torch.backends.cudnn.allow_tf32 = allowed

@@ -76,7 +76,7 @@ def _forward_all(
     probability = torch.empty(shape, dtype=torch.float32, device=device)
     channel = torch.empty(shape, dtype=torch.uint8, device=device) if len(spec.labels) > 1 else None
     slice_logits = torch.empty(depth, dtype=torch.float32, device=device)
-    batch = max(1, spec.batch_size)
+    batch = spec.slices_per_pass(device.type)
     with torch.inference_mode():
         for start in range(0, depth, batch):
             x = slices[start : start + batch].unsqueeze(1).contiguous(memory_format=torch.channels_last)
@@ -145,6 +145,7 @@ def run(
                 spec,
                 top_k=saliency_top_k,
                 max_finding_slices=saliency_max_finding_slices,
+                slice_spacing_mm=volume.geometry.spacing[0],
                 progress=progress,
             )
     else:

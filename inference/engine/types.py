@@ -56,10 +56,17 @@ class ModelSpec:
     threshold: float = 0.5  # per-voxel probability at or above which a voxel is in the mask
     min_finding_mm3: float = 0.0  # connected components smaller than this are dropped
     input: InputSpec = field(default_factory=InputSpec)
-    batch_size: int = 8  # slices per forward pass
+    batch_size: int = 8  # slices per forward pass on a GPU (see slices_per_pass)
     saliency_layer: str = ""  # module path for Grad-CAM in eager networks; "" uses input gradients
     hu_window: tuple[float, float] = (-1000.0, 1000.0)  # HU clipped to this and scaled to -1..1
     study_saliency_layer: str = ""  # Grad-CAM layer for the slice-logit target; "": saliency_layer
+
+    def slices_per_pass(self, device_type: str) -> int:
+        """Slices per forward (and saliency) pass: `batch_size` on a GPU; one on a CPU, where a
+        512x512 slice's activations (16 channels of fp32: 16 MB a layer) already fill the
+        caches and more slices only spill them (1.6x slower at 8 on the 2-core machine,
+        docs/benchmarks.md)."""
+        return 1 if device_type == "cpu" else max(1, self.batch_size)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from torch import nn
 from inference.engine.flops import conv_flops
 from inference.engine.network import DemoUNet
 from inference.engine.pipeline import run
+from inference.engine.saliency import finding_slice_step
 from inference.engine.types import Geometry, ModelSpec, Volume
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -106,8 +107,10 @@ def test_it_explains_findings_within_a_budget_of_slices_most_probable_first():
     assert not result.heatmap[3:6].any()
 
 
-def test_every_other_slice_of_a_finding_is_explained_and_the_ones_between_interpolated():
-    result = run(BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=0)
+def test_slices_about_4_mm_apart_are_explained_and_the_ones_between_interpolated():
+    assert [finding_slice_step(mm) for mm in (0.625, 1.25, 2.0, 2.5, 5.0, None)] == [6, 3, 2, 1, 1, 1]
+
+    result = run(BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=0)  # 2 mm: every other
 
     [three_slices] = [f for f in result.findings if f.bbox[0] == (3, 6)]
     local = result.finding_heatmaps[three_slices.index]
@@ -116,6 +119,13 @@ def test_every_other_slice_of_a_finding_is_explained_and_the_ones_between_interp
     assert np.allclose(local[1], (local[0] + local[2]) / 2)  # ...the middle one lies between them
     assert np.allclose(result.heatmap[4], (result.heatmap[3] + result.heatmap[5]) / 2)
     assert result.heatmap[4].any()
+
+
+def test_a_cpu_takes_one_slice_per_pass_and_a_gpu_the_models_batch():
+    spec = ModelSpec(name="m", version="1", batch_size=8)
+
+    assert spec.slices_per_pass("cpu") == 1
+    assert spec.slices_per_pass("cuda") == 8
 
 
 def test_a_torchscript_network_gets_smoothed_input_gradients():
@@ -156,7 +166,7 @@ def test_it_reports_progress_by_stage_and_stops_when_progress_raises():
     assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
     assert calls[-1] == ("saliency", 1.0)
     forward = [f for s, f in calls if s == "forward"]
-    assert forward == [0.0, 0.25, 0.5, 0.75, 1.0]  # 12 slices in batches of 3
+    assert forward == [0.0, *(k / 12 for k in range(1, 13))]  # 12 slices, one a pass on a CPU
 
     seen: list[tuple[str, float]] = []
 
