@@ -60,13 +60,23 @@ class DemoUNet(nn.Module):
         nn.init.constant_(self.segmentation_head.bias, -4.0)  # type: ignore[arg-type]  # bias=True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, skips = self._encode(x)
+        slice_logit = self.slice_head(torch.amax(x, dim=(2, 3)))
+        for k, decoder in enumerate(self.decoders):
+            x = decoder(x, skips[-1 - k])
+        return self.segmentation_head(x), slice_logit
+
+    def slice_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The slice head alone, (N, 1): forward's second output without the decoder, which
+        is most of the compute (the study's saliency runs this)."""
+        x, _ = self._encode(x)
+        head: torch.Tensor = self.slice_head(torch.amax(x, dim=(2, 3)))
+        return head
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips: list[torch.Tensor] = []
         for encoder in self.encoders:
             x = encoder(x)
             skips.append(x)
             x = self.pool(x)
-        x = self.bottleneck(x)
-        slice_logit = self.slice_head(torch.amax(x, dim=(2, 3)))
-        for k, decoder in enumerate(self.decoders):
-            x = decoder(x, skips[-1 - k])
-        return self.segmentation_head(x), slice_logit
+        return self.bottleneck(x), skips

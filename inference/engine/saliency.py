@@ -20,6 +20,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,7 +34,9 @@ Progress = Callable[[str, float], None]
 MIN_FINDING_SLICES = 64
 FINDING_SLICE_SHARE = 0.15
 EXPLAINED_SLICE_SPACING_MM = 4.0
-_UNUSED_LAYER = ("not have been used in the graph", "does not require grad")
+# What autograd and captum say when a target never passed through the layer (captum's when a
+# forward skipped the layer altogether, as the slice head alone skips the decoder).
+_UNUSED_LAYER = ("not have been used in the graph", "does not require grad", "did not obtain any outputs")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,11 @@ class _Explainer:
         }
 
     def study_target(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)[1][:, 0]
+        # A network may offer its slice head alone (DemoUNet.slice_logits): the same logit
+        # without running the decoder, which the study target does not depend on.
+        head = getattr(self.network, "slice_logits", None)
+        logits = head(x) if callable(head) else self.network(x)[1]
+        return cast(torch.Tensor, logits[:, 0])
 
     def finding_target(self, x: torch.Tensor, masks: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
         logits = self.network(x)[0]
@@ -94,7 +101,7 @@ class _Explainer:
                 cam = LayerGradCam(forward, layer).attribute(x, additional_forward_args=extra or None)
                 maps = LayerAttribution.interpolate(cam.detach().float(), size, "bilinear")
                 return torch.relu(maps[:, 0])
-            except RuntimeError as error:  # autograd's words for "the target never saw the layer"
+            except (RuntimeError, AssertionError) as error:  # "the target never saw the layer"
                 if not any(words in str(error) for words in _UNUSED_LAYER):
                     raise
                 self.layers[kind] = None
@@ -104,9 +111,11 @@ class _Explainer:
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:
+    """`values` (float32, >= 0) divided by their peak, in place (a study map is 300 MB)."""
     peak = float(values.max()) if values.size else 0.0
-    scaled: np.ndarray = (values / peak if peak > 0 else np.zeros_like(values)).astype(np.float32)
-    return scaled
+    if peak > 0:
+        values /= peak
+    return values
 
 
 def finding_slice_budget(depth: int) -> int:

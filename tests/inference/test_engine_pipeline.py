@@ -250,3 +250,33 @@ def test_it_runs_on_cuda():
     )
     assert demo.device.startswith("cuda")
     assert demo.probability.shape == (12, 37, 45)
+
+
+def test_the_demo_networks_slice_head_alone_gives_the_logit_of_the_whole_forward():
+    torch.manual_seed(0)
+    network = DemoUNet(base=8).eval()
+    x = torch.randn(3, 1, 32, 48)
+
+    with torch.no_grad():
+        whole = network(x)[1]
+        alone = network.slice_logits(x)
+
+    assert alone.shape == (3, 1)
+    assert torch.allclose(alone, whole, atol=1e-6)
+
+
+def test_the_study_map_is_the_same_with_the_slice_head_alone_or_the_whole_network():
+    class WithoutSliceHead(DemoUNet):
+        slice_logits = None  # the explainer then runs the whole network
+
+    torch.manual_seed(0)
+    network = DemoUNet(base=8).eval()
+    whole = WithoutSliceHead(base=8).eval()
+    whole.load_state_dict(network.state_dict())
+    spec = ModelSpec(name="d", version="1", saliency_layer="bottleneck", threshold=0.0)
+
+    fast = run(network, _volume(), spec, device="cpu", saliency_top_k=4)
+    slow = run(whole, _volume(), spec, device="cpu", saliency_top_k=4)
+
+    assert fast.heatmap.any()
+    assert np.allclose(fast.heatmap, slow.heatmap, atol=1e-5)
