@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from pydicom.dataset import Dataset
 
+from inference.derived import quantize
 from inference.derived_job import derived_objects
 from inference.engine.types import InferenceResult, Volume
 from inference.models import Finding, InferenceJob, JobOutput, ModelVersion
@@ -47,7 +48,7 @@ def outputs_write(
     outputs_discard(job=job)
     geometry = volume.geometry
     _, rows, columns = result.mask.shape
-    heatmap = np.rint(np.clip(result.heatmap, 0.0, 1.0) * 255).astype(np.uint8)
+    heatmap = quantize(result.heatmap, 255, np.uint8)
     written = [
         _save(job, Kind.HEATMAP, heatmap.tobytes()),
         _save(job, Kind.MASK, np.ascontiguousarray(result.mask, dtype=np.uint8).tobytes()),

@@ -7,7 +7,7 @@ job overwrites its objects instead of duplicating them.
 """
 
 from . import codes
-from ._common import SourceUnsupported, derived_uid
+from ._common import SourceUnsupported, derived_uid, quantize
 from .authors import WORKSTATION, AlgorithmInfo, Author, Device, Equipment, Person
 from .files import ValidatorMissing, dciodvfy_check, dciodvfy_messages, to_part10_bytes
 from .pmap import parametric_map, stored_to_real
@@ -32,6 +32,7 @@ __all__ = [
     "derived_uid",
     "findings_sr",
     "parametric_map",
+    "quantize",
     "segment_tracking_uid",
     "segmentation",
     "stored_to_real",

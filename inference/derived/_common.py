@@ -99,6 +99,15 @@ def for_highdicom(source: Sequence[Dataset]) -> list[Dataset]:
     return copies
 
 
+def quantize(values: np.ndarray, top: int, dtype: type[np.unsignedinteger]) -> np.ndarray:
+    """round(clip(values, 0, 1) * top) as `dtype`, in one float32 working copy (a study's
+    heatmap is 300 MB: each temporary the plain expression makes costs a tenth of a second)."""
+    scaled = np.clip(values, 0.0, 1.0, dtype=np.float32)
+    scaled *= top
+    np.rint(scaled, out=scaled)
+    return scaled.astype(dtype)
+
+
 def check_volume(array: np.ndarray, name: str) -> None:
     if array.ndim != 3:
         raise ValueError(f"{name} must be a (z, y, x) array, not shape {array.shape}")

@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 
 from . import codes
-from ._common import check_volume, ordered_source, pin
+from ._common import check_volume, ordered_source, pin, quantize
 from .authors import Author, Device, Equipment
 
 STORED_MAX = 65535
@@ -54,7 +54,7 @@ def parametric_map(
     if not np.all(np.isfinite(heatmap)):
         raise ValueError("heatmap holds NaN or infinite values")
     ordered = ordered_source(source, slice_uids, heatmap.shape[0], (heatmap.shape[1], heatmap.shape[2]))
-    stored = np.rint(np.clip(heatmap, 0.0, 1.0) * STORED_MAX).astype(np.uint16)
+    stored = quantize(heatmap, STORED_MAX, np.uint16)
     mapping = hd.pm.RealWorldValueMapping(
         lut_label="ATTENTION",
         lut_explanation=explanation,

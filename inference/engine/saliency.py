@@ -11,7 +11,7 @@ slices and the top-scoring ones), so saliency costs a fraction of the forward pa
 finding, slices about EXPLAINED_SLICE_SPACING_MM apart are explained (and its last); the maps of
 the slices between are interpolated from their neighbours. Grad-CAM's maps allow it: they are as
 coarse as the layer they come from (the demo network's bottleneck cell is 8 pixels, 5.6 mm at
-0.7 mm pixels), so thin slices closer than that add cost, not detail.
+0.7 mm pixels), so explaining slices closer than that adds cost, not detail.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from inference.engine.types import Finding, ModelSpec
 Progress = Callable[[str, float], None]
 MIN_FINDING_SLICES = 64
 FINDING_SLICE_SHARE = 0.15
-EXPLAINED_SLICE_SPACING_MM = 4.0
+EXPLAINED_SLICE_SPACING_MM = 5.0
 # What autograd and captum say when a target never passed through the layer (captum's when a
 # forward skipped the layer altogether, as the slice head alone skips the decoder).
 _UNUSED_LAYER = ("not have been used in the graph", "does not require grad", "did not obtain any outputs")

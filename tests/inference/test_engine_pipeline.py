@@ -107,8 +107,8 @@ def test_it_explains_findings_within_a_budget_of_slices_most_probable_first():
     assert not result.heatmap[3:6].any()
 
 
-def test_slices_about_4_mm_apart_are_explained_and_the_ones_between_interpolated():
-    assert [finding_slice_step(mm) for mm in (0.625, 1.25, 2.0, 2.5, 5.0, None)] == [6, 3, 2, 1, 1, 1]
+def test_slices_about_5_mm_apart_are_explained_and_the_ones_between_interpolated():
+    assert [finding_slice_step(mm) for mm in (0.625, 1.25, 2.0, 2.5, 5.0, None)] == [8, 4, 2, 2, 1, 1]
 
     result = run(BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=0)  # 2 mm: every other
 
