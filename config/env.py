@@ -112,6 +112,12 @@ def env_database(name: str, default_sqlite: Path) -> dict[str, Any]:
         raise ConfigError(name, f"malformed database URL: {exc}") from None
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
         raise ConfigError(name, "the URL names no database (add /dbname)")
+    if config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        # Parameters bound by the server, and a statement run twice on a connection prepared:
+        # the permission-scoped queries take PostgreSQL 6 ms to plan and 0.5 ms to run, and are
+        # planned once per connection instead of on every request. Behind PgBouncer in
+        # transaction pooling (before 1.21), set DATABASE_PREPARED_STATEMENTS=false.
+        config["OPTIONS"] = {**config.get("OPTIONS", {}), "server_side_binding": True, "prepare_threshold": 2}
     return config
 
 

@@ -78,6 +78,31 @@ def test_it_hides_the_database_password_in_errors(monkeypatch):
     assert "admin:***@db" in str(error.value)
 
 
+def test_postgres_connections_prepare_repeated_statements_unless_turned_off(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://overread:pw@db.internal:5433/overread")
+    prepared = env_database("DATABASE_URL", Path("unused.sqlite3"))
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "false")
+    plain = env_database("DATABASE_URL", Path("unused.sqlite3"))
+
+    assert prepared["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 2}
+    assert "server_side_binding" not in plain.get("OPTIONS", {})
+
+
+@pytest.mark.django_db
+def test_the_running_database_prepares_a_repeated_query():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute("SELECT %s::int + 1 AS prepared_probe", [41])
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%prepared_probe%"]
+        )
+        assert cursor.fetchone()[0] == 1
+
+
 def test_it_reads_postgres_urls(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://overread:pw@db.internal:5433/overread")
     config = env_database("DATABASE_URL", Path("unused.sqlite3"))
