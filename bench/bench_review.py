@@ -126,8 +126,9 @@ def _gunicorn_flags() -> tuple[int, int, str]:
     """The web process's workers and threads: the Procfile's, unless BENCH_REVIEW_WORKERS or
     BENCH_REVIEW_THREADS say otherwise; and where they came from."""
     web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    workers = re.search(r"--workers[ =](\d+)", web)
-    threads = re.search(r"--threads[ =](\d+)", web)
+    # "--workers 4" or "--workers ${WEB_CONCURRENCY:-4}": the default the Procfile gives
+    workers = re.search(r"--workers[ =](?:\$\{\w+:-)?(\d+)", web)
+    threads = re.search(r"--threads[ =](?:\$\{\w+:-)?(\d+)", web)
     given = (os.environ.get("BENCH_REVIEW_WORKERS"), os.environ.get("BENCH_REVIEW_THREADS"))
     return (
         int(given[0] or (workers.group(1) if workers else 1)),

@@ -4,7 +4,7 @@
 (the soak works in its own database on that server, SOAK_DATABASE, default overread_soak,
 created fresh from a migrated template each run) and the Redis broker in CELERY_BROKER_URL
 (its queues are purged at the start: give the soak a Redis database nobody else uses).
-It starts gunicorn on loopback as the Procfile does (2 workers x 4 threads) and one real Celery
+It starts gunicorn on loopback as the Procfile does (its workers and threads) and one real Celery
 worker on the default and inference queues, registers the demo model, seeds readers with tokens
 and a reading each (bench/review_seed.py) and ingests a few small synthetic CT series through
 the ingest service for the viewer's frames. Then locust (bench/soak_locustfile.py) mixes
@@ -272,7 +272,7 @@ def soak(*, users: int, seconds: int) -> dict[str, bool]:
     django.setup()
     from django.conf import settings
 
-    from bench.bench_review import _collect_static, _free_port, _start_gunicorn
+    from bench.bench_review import _collect_static, _free_port, _gunicorn_flags, _start_gunicorn
     from config.celery import app
 
     out = Path(settings.VAR_DIR) / "soak"
@@ -282,7 +282,8 @@ def soak(*, users: int, seconds: int) -> dict[str, bool]:
     app.control.purge()  # nothing left in the broker from an earlier run
     worker = _start_worker(out / "celery.log")
     port = _free_port()
-    gunicorn = _start_gunicorn(port, 2, 4, out / "gunicorn.log")
+    web_workers, web_threads, _ = _gunicorn_flags()
+    gunicorn = _start_gunicorn(port, web_workers, web_threads, out / "gunicorn.log")
     memory = _Memory(roots={"gunicorn": gunicorn.pid, "celery": worker.pid})
     try:
         seeded = _seed(users)
@@ -299,7 +300,8 @@ def soak(*, users: int, seconds: int) -> dict[str, bool]:
         os.environ["SOAK_UPLOAD_PREFIX"] = prefix
         before = _counts(prefix)
         print(
-            f"soak: {users} users for {seconds} s on gunicorn 2 workers x 4 threads + 1 Celery worker; "
+            f"soak: {users} users for {seconds} s on gunicorn {web_workers} workers x {web_threads} threads"
+            " + 1 Celery worker; "
             f"load average before {os.getloadavg()[0]:.2f}"
         )
         sampler = threading.Thread(target=memory.run, daemon=True)

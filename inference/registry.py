@@ -20,8 +20,8 @@ from django.db import transaction
 
 from audit.codes import Action, EventID, EventType
 from audit.services import audit_record
-from inference.engine.loading import NetworkSource, file_sha256
 from inference.engine.manifest import read_manifest
+from inference.engine.source import NetworkSource, file_sha256
 from inference.engine.types import InputSpec, ModelSpec
 from inference.models import ModelVersion
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from inference.engine.loading import NetworkSource
+from inference.engine.source import NetworkSource
 from inference.engine.types import InputSpec, ModelSpec
 
 MANIFEST_NAME = "model.json"

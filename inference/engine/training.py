@@ -24,10 +24,10 @@ import torch.nn.functional as F
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
 from inference.engine.evaluation import evaluate, held_out_studies, summary
-from inference.engine.loading import file_sha256
 from inference.engine.manifest import write_manifest
 from inference.engine.network import DemoUNet
 from inference.engine.preprocess import normalise_hu
+from inference.engine.source import file_sha256
 from inference.engine.types import InputSpec, ModelSpec
 
 Log = Callable[[str], None]

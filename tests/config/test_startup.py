@@ -144,3 +144,19 @@ def test_secrets_can_come_from_a_file(monkeypatch, tmp_path):
     monkeypatch.setenv("MY_SECRET_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="MY_SECRET_FILE: cannot read"):
         env_secret("MY_SECRET")
+
+
+def test_the_web_process_loads_every_url_and_admin_page_without_torch():
+    # torch is the worker's (about 250 MB a process): a web process registers and lists models
+    # but never runs one.
+    script = (
+        "import sys, django; django.setup(); "
+        "from django.urls import get_resolver; get_resolver().url_patterns; "
+        "from django.contrib import admin; admin.autodiscover(); "
+        "print('torch' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False", result.stderr
