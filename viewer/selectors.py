@@ -36,24 +36,40 @@ def study_scope_register(scope: StudyScope) -> None:
         _study_scopes.append(scope)
 
 
+# Conditions that hold always and never, for any model: Django leaves the first out of the
+# SQL and answers a query whose condition is the second without asking the database.
+ALWAYS = ~Q(pk__in=[])
+NEVER = Q(pk__in=[])
+
+
+def permission_condition(user: Any, perm: str) -> Q:
+    """A condition that holds when `user` has the model permission `perm` ("app.codename") as
+    Django's ModelBackend grants it, for a query of any model. When this request has loaded the
+    user's permissions already (ModelBackend keeps them on the user: any has_perm() without an
+    object), it is answered in Python and the query carries ALWAYS or NEVER; else it is two
+    EXISTS in the caller's query, which saves the two queries that loading them costs. Should
+    another backend ever grant model permissions, answer with `user.has_perm(perm)` only."""
+    if hasattr(user, "_perm_cache"):
+        return ALWAYS if user.has_perm(perm) else NEVER
+    app_label, codename = perm.split(".")
+    permission = Permission.objects.filter(codename=codename, content_type__app_label=app_label)
+    return Q(Exists(permission.filter(user=user.pk))) | Q(Exists(permission.filter(group__user=user.pk)))
+
+
 def study_queryset_for_user(*, user: Any) -> QuerySet[Study]:
     """The studies `user` may see: with `viewer.view_study`, those every registered scope
     allows (reviews: all for admins, else the studies of the user's reading projects);
     without it none. Superusers see all.
 
-    The permission is tested inside the query that uses these studies (an
-    EXISTS over the user's and their groups' permissions, as Django's
-    ModelBackend grants them), so a frame request costs one query rather than
-    three. Should another backend ever grant permissions, test
-    `user.has_perm(VIEW_STUDY_PERMISSION)` here instead.
+    The permission is tested as `permission_condition` says: inside the query
+    when this request has not loaded the user's permissions (a frame request
+    costs one query rather than three), in Python when it has.
     """
     if user is None or not user.is_authenticated or not user.is_active:
         return Study.objects.none()
     if user.is_superuser:
         return Study.objects.all()
-    app_label, codename = VIEW_STUDY_PERMISSION.split(".")
-    permission = Permission.objects.filter(codename=codename, content_type__app_label=app_label)
-    granted = Q(Exists(permission.filter(user=user.pk))) | Q(Exists(permission.filter(group__user=user.pk)))
+    granted = permission_condition(user, VIEW_STUDY_PERMISSION)
     for scope in _study_scopes:
         granted &= scope(user=user)
     return Study.objects.filter(granted)

@@ -58,6 +58,7 @@ def _writable(request: Request, pk: int) -> Reading:
     reading = reading_or_404(request, pk)
     if not request.user.has_perm(WRITE_READING, reading):
         raise PermissionDenied("only the reader of this reading may change it")
+    reading.reader = request.user  # type: ignore[assignment]  # theirs: the write names them, no query
     return reading
 
 
@@ -263,7 +264,7 @@ class DecisionsApi(ReviewsApi):
         decision = services.decision_record(
             reading=reading, version=version, given=services.DecisionInput(**data), request=request._request
         )
-        reading.refresh_from_db()
+        # decision_record leaves `reading` as its write left it: its version is the new one.
         return Response({"decision": decision_data(decision), "version": reading.version}, status=201)
 
 

@@ -100,7 +100,7 @@ def decision_record(
                     kind=given.kind,
                     supersedes=current,
                     project=reading.project,
-                    reader_id=reading.reader_id,
+                    reader=reading.reader,
                     reader_role=reading.reader_role,
                     reading_mode=reading.reading_mode,
                     phase=phase,
@@ -133,13 +133,13 @@ def decision_record(
 
 
 # What a decision reads of its reading after the write: a write moves only the version on.
-_KEPT_RELATIONS = ("project", "study", "series", "revealed_job")
+_KEPT_RELATIONS = ("project", "study", "series", "revealed_job", "reader")
 
 
 def _write_keeping_relations(reading: Reading, version: int) -> None:
     """_write, keeping the related rows already loaded with the reading: its refresh drops them,
     and fetching them again cost a query each (the project, study, patient, series, job and
-    model version of the record and its audit event)."""
+    model version of the record and its audit event, and the reader it names)."""
     fields = [cast(ForeignKey, Reading._meta.get_field(name)) for name in _KEPT_RELATIONS]
     kept = [(field, field.get_cached_value(reading)) for field in fields if field.is_cached(reading)]
     _write(reading, version)
