@@ -33,6 +33,7 @@ from reviews.models import (
     ReadingProject,
     ReferenceStandard,
 )
+from viewer.links import study_viewer_path_maker
 from viewer.models import Series, Study
 from viewer.selectors import permission_condition, study_queryset_for_user
 
@@ -190,6 +191,7 @@ class WorklistRow:
     job: InferenceJob | None = None
     ai_hidden: bool = False
     my_reading: Reading | None = None
+    viewer_url: str = ""  # the study in the viewer, in this project
 
     @property
     def study(self) -> Study:
@@ -264,7 +266,14 @@ def worklist_page(
     project_rows = ReadingProject.objects.in_bulk({entry.project_id for entry in found.values()})
     for entry in found.values():
         entry.project = project_rows[entry.project_id]
-    rows = [WorklistRow(entry=found[key]) for key in keys[:size]]
+    viewer_path = study_viewer_path_maker()
+    rows = [
+        WorklistRow(
+            entry=found[key],
+            viewer_url=f"{viewer_path(found[key].study.study_uid)}?project={found[key].project_id}",
+        )
+        for key in keys[:size]
+    ]
     _attach_details(rows, user=user, memberships=memberships)
     return WorklistPage(rows=rows, number=page, has_next=len(keys) > size)
 

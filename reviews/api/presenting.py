@@ -160,5 +160,5 @@ def worklist_row_data(row: WorklistRow) -> dict[str, Any]:
             if row.my_reading is not None
             else None
         ),
-        "viewer_url": reverse("study-viewer", args=[study.study_uid]) + f"?project={entry.project_id}",
+        "viewer_url": row.viewer_url,
     }

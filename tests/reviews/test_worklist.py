@@ -9,6 +9,7 @@ import itertools
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from inference.models import InferenceJob
@@ -16,6 +17,7 @@ from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, 
 from reviews.selectors import WorklistFilter, worklist_page
 from reviews.services import project_studies_add, project_triage_refresh
 from tests.reviews.helpers import api, model_version
+from viewer.links import study_viewer_path_maker
 from viewer.models import Patient, Series, Study
 
 pytestmark = pytest.mark.django_db
@@ -165,6 +167,18 @@ def test_a_reader_sees_only_the_studies_of_their_projects(worklist_project, rita
     project_studies_add(project=other, studies=[theirs])
     rows = api(rita).get("/api/v1/worklist/").json()["results"]
     assert [row["study_uid"] for row in rows] == [mine.study_uid]
+    assert rows[0]["viewer_url"] == f"/studies/{mine.study_uid}/?project={worklist_project.pk}"
+
+
+@pytest.mark.parametrize("prefix", ["/", "/overread/"])
+def test_viewer_paths_made_in_bulk_are_the_ones_reverse_gives(prefix):
+    set_script_prefix(prefix)
+    try:
+        path = study_viewer_path_maker()
+        for uid in ("1.2.840.10008.1", "2.25.1234567890123456789", "1.2"):
+            assert path(uid) == reverse("study-viewer", args=[uid])
+    finally:
+        set_script_prefix("/")
 
 
 def test_the_page_lists_rows_that_open_the_viewer_and_polls_while_a_job_runs(worklist_project, rita, client):
