@@ -12,8 +12,10 @@ comes on a new connection, as through the reverse proxy in front of gunicorn
 (BENCH_REVIEW_KEEPALIVE=1 keeps them open: gunicorn then ties each reader to one worker);
 BENCH_REVIEW_WORKERS and BENCH_REVIEW_THREADS override the Procfile's.
 
-Prints p50/p95/p99 and errors per request, requests/s, the median of each request alone (one
-client, before the load), each goal with PASS or MISS, and the p99s as ratios to the p99 of
+Before measuring, every reader's requests run three times, 2 x workers at a time, so that the
+figures are a running server's: each worker's database connection past the first runs of its
+statements, which PostgreSQL plans afresh (docs/benchmarks.md). Prints p50/p95/p99 and errors
+per request, requests/s, the median of each request alone (one client, before the load), each goal with PASS or MISS, and the p99s as ratios to the p99 of
 `/health/` (a database round trip through the same middleware, in the same run) for comparing
 machines. Then counts the decisions in the database against the successful posts, and the CPU
 each side used. Goals: p99 <= 50 ms for a decision, <= 100 ms for a worklist page; no errors.
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -38,6 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import requests
+
+from bench.decisions import decision_body
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = int(os.environ.get("BENCH_REVIEW_STUDIES", "100000"))
@@ -47,6 +52,7 @@ WAIT = os.environ.get("BENCH_REVIEW_WAIT", "0.5-1.5")
 DATABASE = os.environ.get("BENCH_REVIEW_DATABASE", "overread_bench")
 KEEPALIVE = os.environ.get("BENCH_REVIEW_KEEPALIVE", "") == "1"
 UNLOADED_ROUNDS = 20
+WARM_ROUNDS = 3
 
 WORKLIST_API = "worklist API (GET /api/v1/worklist/)"
 WORKLIST_PAGE = "worklist page (GET /)"
@@ -166,35 +172,67 @@ def _start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subproc
         raise
 
 
-def _unloaded(base: str, seat: Any) -> dict[str, float]:
-    """Median time of each request alone (one client, keep-alive), after rounds that warm
-    every worker and thread."""
+Clients = tuple[requests.Session, requests.Session]
+
+
+def _clients(seat: Any) -> Clients:
+    """A reader's API client (token) and browser (signed-in session)."""
     api = requests.Session()
     api.headers["Authorization"] = f"Token {seat.token}"
     page = requests.Session()
     page.cookies.set("sessionid", seat.session)
-    version = seat.version
-    timings: dict[str, list[float]] = {name: [] for name in (WORKLIST_API, WORKLIST_PAGE, DECISION, ANCHOR)}
-    for n in range(UNLOADED_ROUNDS + 10):
-        decision = {"version": version, "kind": "accepted", "confidence": 3, "finding": 1 + n % 3}
-        for name in timings:
+    return api, page
+
+
+def _request(name: str, base: str, clients: Clients, seat: Any, body: Any) -> Any:
+    """One of the four requests a simulated reader makes; `body` is the decision's."""
+    api, page = clients
+    if name == WORKLIST_API:
+        response = api.get(f"{base}/api/v1/worklist/", timeout=30)
+    elif name == WORKLIST_PAGE:
+        response = page.get(f"{base}/", timeout=30, allow_redirects=False)
+    elif name == DECISION:
+        response = api.post(f"{base}/api/v1/readings/{seat.reading}/decisions/", json=body, timeout=30)
+    else:
+        response = api.get(f"{base}/health/", timeout=30)
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"{name}: status {response.status_code}: {response.text[:200]}")
+    return response
+
+
+REQUESTS = (WORKLIST_API, WORKLIST_PAGE, DECISION, ANCHOR)
+
+
+def _reader_rounds(base: str, seat: Any, rounds: int, timings: dict[str, list[float]] | None = None) -> int:
+    """`rounds` of a reader's four requests, one at a time; their times go into `timings`."""
+    clients, version = _clients(seat), seat.version
+    for n in range(rounds):
+        for name in REQUESTS:
+            decision = decision_body(turn=n, version=version)
             started = time.perf_counter()
-            if name == WORKLIST_API:
-                response = api.get(f"{base}/api/v1/worklist/", timeout=30)
-            elif name == WORKLIST_PAGE:
-                response = page.get(f"{base}/", timeout=30, allow_redirects=False)
-            elif name == DECISION:
-                url = f"{base}/api/v1/readings/{seat.reading}/decisions/"
-                response = api.post(url, json=decision, timeout=30)
-            else:
-                response = api.get(f"{base}/health/", timeout=30)
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code not in (200, 201):
-                raise RuntimeError(f"{name}: status {response.status_code}: {response.text[:200]}")
+            response = _request(name, base, clients, seat, decision)
+            if timings is not None:
+                timings[name].append((time.perf_counter() - started) * 1000)
             if name == DECISION:
                 version = response.json()["version"]
-            if n >= 10:
-                timings[name].append(elapsed)
+    return rounds * len(REQUESTS)
+
+
+def _warm(base: str, seats: list[Any], workers: int) -> str:
+    """Every reader's requests a few times, several at once, so that each gunicorn worker serves
+    each kind of request past its database connection's first runs: PostgreSQL plans a
+    prepared statement afresh on each of its first five runs on a connection (the steady state
+    is what a server up for hours serves; docs/benchmarks.md has the first runs' cost)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2 * workers) as pool:
+        done = sum(pool.map(lambda seat: _reader_rounds(base, seat, WARM_ROUNDS), seats))
+    return f"warm-up: {done:,} requests, {2 * workers} at a time, in {time.perf_counter() - started:.0f} s"
+
+
+def _unloaded(base: str, seat: Any) -> dict[str, float]:
+    """Median time of each request alone (one client), after `_warm`."""
+    timings: dict[str, list[float]] = {name: [] for name in REQUESTS}
+    _reader_rounds(base, seat, UNLOADED_ROUNDS, timings)
     return {name: median(values) for name, values in timings.items()}
 
 
@@ -368,8 +406,10 @@ def main() -> None:
     print(f"worklist_page(): {_worklist_queries(seats[0])} SQL queries for a page of 50")
     gunicorn = _start_gunicorn(port, workers, threads, out / "gunicorn.log")
     try:
-        unloaded = _unloaded(base, seats[0])
+        print(_warm(base, seats, workers))
         seats = review_seed.reader_seats(studies=STUDIES)  # versions as they are now
+        unloaded = _unloaded(base, seats[0])
+        seats = review_seed.reader_seats(studies=STUDIES)
         seats_file = out / "seats.json"
         seats_file.write_text(json.dumps([seat.as_dict() for seat in seats]))
         before = _counts()

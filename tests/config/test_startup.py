@@ -88,6 +88,16 @@ def test_postgres_connections_prepare_repeated_statements_unless_turned_off(monk
     assert "server_side_binding" not in plain.get("OPTIONS", {})
 
 
+def test_database_connections_are_kept_ten_minutes_unless_told_otherwise(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://overread:pw@db.internal:5433/overread")
+    assert env_database("DATABASE_URL", Path("unused.sqlite3"))["CONN_MAX_AGE"] == 600
+    monkeypatch.setenv("DATABASE_CONN_MAX_AGE", "0")
+    assert env_database("DATABASE_URL", Path("unused.sqlite3"))["CONN_MAX_AGE"] == 0
+    monkeypatch.setenv("DATABASE_CONN_MAX_AGE", "-5")
+    with pytest.raises(ConfigError, match="DATABASE_CONN_MAX_AGE"):
+        env_database("DATABASE_URL", Path("unused.sqlite3"))
+
+
 @pytest.mark.django_db
 def test_the_running_database_prepares_a_repeated_query():
     from django.db import connection
