@@ -19,7 +19,7 @@ from audit.services import audit_record
 from inference.auditing import audit_outputs_accessed
 from inference.models import InferenceJob, ModelVersion
 from reviews.errors import Conflict, Invalid, StaleVersion
-from reviews.masks import series_geometry
+from reviews.masks import MaskError, series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
 from reviews.selectors import revealable_job
@@ -45,9 +45,12 @@ def reading_start(
         return existing, False
     role = member_role(user, project) or ""
     series, job = _reading_series(study_pk=study.pk)
-    geometry = series_geometry(
-        series, slice_uids=job.slice_uids if job is not None and job.slice_uids else None
-    )
+    try:
+        geometry = series_geometry(
+            series, slice_uids=job.slice_uids if job is not None and job.slice_uids else None
+        )
+    except MaskError:  # the AI read a series whose images are no longer in the store
+        raise Invalid("the study holds no images to read") from None
     ai_first = project.reading_mode == ReadingProject.Mode.AI_FIRST and not ai_hidden_from(role, project)
     revealed = revealable_job(user=user, series=series) if ai_first else None
     now = timezone.now()

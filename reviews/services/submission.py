@@ -20,7 +20,7 @@ from audit.codes import Action
 from inference.derived import SourceUnsupported
 from inference.models import Finding
 from reviews.errors import Conflict, Invalid, StaleVersion
-from reviews.masks import series_geometry
+from reviews.masks import MaskError, series_geometry
 from reviews.models import Decision, Reading
 from reviews.reader_dicom import ReaderObject, reader_objects
 from reviews.selectors import decisions_current
@@ -131,9 +131,12 @@ def _objects(
     triage_agreement: str | None,
     final_impression: str | None,
 ) -> list[ReaderObject]:
-    """The reader's SEG and SR, or Conflict when the images cannot carry a SEG (nothing is
-    stored yet, so the reading stays as it was)."""
-    geometry = series_geometry(reading.series, slice_uids=reading.slice_uids)
+    """The reader's SEG and SR, or Conflict when the images cannot carry a SEG or are gone from
+    the store (nothing is stored yet, so the reading stays as it was)."""
+    try:
+        geometry = series_geometry(reading.series, slice_uids=reading.slice_uids)
+    except MaskError as exc:  # its images were removed from the store after the reading began
+        raise Conflict(f"cannot write the reader's SEG: {exc}") from exc
     try:
         return reader_objects(
             reading=reading,

@@ -144,6 +144,15 @@ def _decide_all(client, url, case, version):
     return version
 
 
+def _locked_and_decided(client, case):
+    """A reading of the case, locked, with a decision on each AI finding and one added: the
+    reading, its URL and its version."""
+    reading = _start(client, case)
+    url = f"/api/v1/readings/{reading['id']}/"
+    version = client.post(url + "lock/", {"version": 1}, format="json").json()["version"]
+    return reading, url, _decide_all(client, url, case, version)
+
+
 def _stored(sop_uid):
     instance = Instance.objects.get(sop_instance_uid=sop_uid)
     with store_open(instance.storage_key) as handle:
@@ -152,10 +161,7 @@ def _stored(sop_uid):
 
 def test_submitting_writes_a_valid_reader_seg_and_sr_into_the_study(in_project, rita):
     client = api(rita)
-    reading = _start(client, in_project)
-    url = f"/api/v1/readings/{reading['id']}/"
-    version = client.post(url + "lock/", {"version": 1}, format="json").json()["version"]
-    version = _decide_all(client, url, in_project, version)
+    _, url, version = _locked_and_decided(client, in_project)
     early = client.post(url + "submit/", {"version": version}, format="json")
     assert early.status_code == 400
     assert early.json()["field"] == "triage_agreement"
@@ -257,3 +263,14 @@ def test_a_study_with_one_finding_gives_a_one_segment_seg_the_sr_references(stor
     assert submitted.status_code == 200, submitted.content
     assert dciodvfy_check(_stored(submitted.json()["seg_sop_uid"])[0]) == []
     assert dciodvfy_check(_stored(submitted.json()["sr_sop_uid"])[0]) == []
+
+
+def test_a_reading_whose_images_left_the_store_is_refused_at_submit_and_stays_open(in_project, rita):
+    client = api(rita)
+    reading, url, version = _locked_and_decided(client, in_project)
+    Instance.objects.filter(series=in_project.series).delete()  # an operator removed them
+    response = client.post(url + "submit/", {"version": version, "triage_agreement": "agree"}, format="json")
+    assert response.status_code == 409
+    assert "holds no images" in response.json()["detail"]
+    saved = Reading.objects.get(pk=reading["id"])
+    assert (saved.phase, saved.version, saved.seg_sop_uid) == ("ai_revealed", version, "")

@@ -13,7 +13,7 @@ from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from inference.models import InferenceJob
-from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, ReadingProject
+from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, Reading, ReadingProject
 from reviews.selectors import WorklistFilter, worklist_page
 from reviews.services import project_studies_add, project_triage_refresh
 from tests.reviews.helpers import api, model_version
@@ -249,3 +249,16 @@ def test_pages_hold_fifty_rows_and_link_to_the_next(worklist_project, rita):
     assert (len(first["results"]), first["has_next"]) == (50, True)
     assert (len(second["results"]), second["has_next"], second["has_previous"]) == (5, False, True)
     assert not {r["study_uid"] for r in first["results"]} & {r["study_uid"] for r in second["results"]}
+
+
+def test_a_study_whose_ai_series_holds_no_images_is_refused_not_an_error(worklist_project, rita, client):
+    # The AI's series is in the index without an image in the store (its images were removed).
+    study = make_study(hours_waiting=1, triage="urgent")
+    project_studies_add(project=worklist_project, studies=[study])
+    response = api(rita).post("/api/v1/readings/", {"study_uid": study.study_uid}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the study holds no images to read"
+    client.force_login(rita)
+    page = client.get(f"/studies/{study.study_uid}/?project={worklist_project.pk}")
+    assert page.status_code == 200  # the study page, without a reading panel
+    assert not Reading.objects.exists()
