@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -15,6 +16,7 @@ from reviews.selectors import (
     PRIORITY_FILTERS,
     STATUS_FILTERS,
     WorklistFilter,
+    WorklistRow,
     projects_for_user,
     worklist_page,
 )
@@ -55,6 +57,33 @@ def _filter(request: HttpRequest) -> WorklistFilter:
     )
 
 
+def _row_cells(row: WorklistRow) -> dict[str, Any]:
+    """What one worklist row shows, as the strings the template puts in place: the template
+    then looks up each value once, flat (rendering 50 rows was half the page's CPU)."""
+    entry, study, job = row.entry, row.entry.study, row.job
+    triage = "" if row.ai_hidden else entry.ai_triage
+    identifiers = [study.patient.patient_id, study.accession_number]
+    return {
+        "url": row.viewer_url,
+        "study_uid": study.study_uid,
+        "triage": triage or "none",
+        "triage_label": entry.get_ai_triage_display() if triage else "",
+        "patient": row.patient_name,
+        "identifiers": " · ".join(i for i in identifiers if i),
+        "date": study.study_date.strftime("%Y-%m-%d") if study.study_date else "—",
+        "modalities": study.modalities or "—",
+        "description": study.description or "—",
+        "ai_status": job.status if job is not None else "none",
+        "ai_note": "hidden" if row.ai_hidden else ("none" if job is None else ""),
+        "ai_label": job.get_status_display() if job is not None else "",
+        "progress": None if job is None or job.finished else job.progress,
+        "reading": entry.get_reading_status_display(),
+        "mine": row.my_reading.get_phase_display() if row.my_reading is not None else "",
+        "assignees": ", ".join(row.assignees),
+        "project": entry.project.name,
+    }
+
+
 @require_GET
 def worklist(request: HtmxRequest) -> HttpResponse:
     """The reader's worklist: studies to read, most urgent first, then the longest waiting.
@@ -73,6 +102,7 @@ def worklist(request: HtmxRequest) -> HttpResponse:
     projects = list(projects_for_user(user=request.user).distinct().only("pk", "name"))
     context = {
         "page": page,
+        "rows": [_row_cells(row) for row in page.rows],
         "filter": worklist_filter,
         "query": urlencode(params),
         "self_query": urlencode({**params, "page": page.number} if page.number > 1 else params),

@@ -205,14 +205,25 @@ def test_an_empty_worklist_says_so(rita, client):
     assert b"No studies are waiting for you." in client.get("/").content
 
 
-def test_annotators_do_not_see_the_ai_when_the_project_hides_it(worklist_project, anna):
+def test_annotators_do_not_see_the_ai_when_the_project_hides_it(worklist_project, anna, client):
     study = make_study(hours_waiting=1, triage="urgent")
     project_studies_add(project=worklist_project, studies=[study])
     row = api(anna).get("/api/v1/worklist/").json()["results"][0]
     assert (row["ai"], row["ai_priority"]) == (None, None)
+    client.force_login(anna)
+    html = client.get("/").content.decode()
+    assert 'class="triage-none"' in html
+    assert 'data-ai-status="none"' in html
+    assert '<span class="muted">hidden</span>' in html
+    assert "triage-badge" not in html
     ReadingProject.objects.update(show_ai_to_annotators=True)
     row = api(anna).get("/api/v1/worklist/").json()["results"][0]
     assert (row["ai"]["status"], row["ai_priority"]) == ("succeeded", "urgent")
+    html = client.get("/").content.decode()
+    assert 'class="triage-urgent"' in html
+    assert '<span class="triage-badge urgent">Urgent</span>' in html
+    assert '<span class="muted">hidden</span>' not in html
+    assert 'data-ai-status="succeeded"' in html
 
 
 def _count_queries(client, url):
