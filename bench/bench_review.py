@@ -155,7 +155,7 @@ def _start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subproc
     command = [
         sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
-        "--access-logfile", str(log.with_suffix(".access")), "--access-logformat", ACCESS_FORMAT,
+        "--access-logfile", str(_access_log(log)), "--access-logformat", ACCESS_FORMAT,
     ]  # fmt: skip
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -346,6 +346,11 @@ SERVED_AS = (
 )
 
 
+def _access_log(log: Path) -> Path:
+    """Where the gunicorn started with output to `log` writes its access log."""
+    return log.with_suffix(".access")
+
+
 def _served(access_log: Path, offset: int) -> dict[str, list[float]]:
     """The gunicorn workers' own time on each request logged past `offset`, in ms: from the
     request read to the response written, without the client's or the network's share."""
@@ -452,7 +457,7 @@ def main() -> None:
             f"127.0.0.1; client: locust FastHttpUser, {USERS} users in one process, "
             f"{WAIT} s between requests, {SECONDS} s; load average before: {load:.2f}"
         )
-        access_log = (out / "gunicorn.log").with_suffix(".access")
+        access_log = _access_log(out / "gunicorn.log")
         logged = access_log.stat().st_size
         started = time.perf_counter()
         with _DatabaseCpu() as database_cpu:

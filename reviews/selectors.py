@@ -42,10 +42,6 @@ PAGE_SIZE = 50
 MAX_PAGE = 100_000  # 5 million rows in: past any worklist, and far from the database's limits
 
 
-def _holds_view_all(user: Any) -> Q:
-    return permission_condition(user, VIEW_ALL_STUDIES)
-
-
 def study_scope(*, user: Any) -> Q:
     """Condition on Study: admins (reviews.view_all_studies) see every study; everyone else
     the studies of the active projects they are members of (all studies for a project with
@@ -55,7 +51,7 @@ def study_scope(*, user: Any) -> Q:
         study=OuterRef("pk"), project__active=True, project__memberships__user=user.pk
     )
     return (
-        _holds_view_all(user)
+        permission_condition(user, VIEW_ALL_STUDIES)
         | Q(Exists(memberships.filter(project__all_studies=True)))
         | Q(Exists(in_project))
     )
@@ -77,7 +73,7 @@ def ai_scope(*, user: Any) -> Q:
         project__memberships__user=user.pk,
     )
     return (
-        _holds_view_all(user)
+        permission_condition(user, VIEW_ALL_STUDIES)
         | Q(Exists(memberships.filter(project__all_studies=True)))
         | Q(Exists(in_project))
     )
@@ -99,7 +95,8 @@ def reader_series_scope(*, user: Any) -> Q:
     """Condition on Series (viewer.selectors' series scope): a reader's SEG and SR are seen by
     that reader and by admins, never by other readers (a consensus read stays blind)."""
     own = Reading.objects.filter(pk=OuterRef("producer_id"), reader=user.pk)
-    return ~Q(producer_kind=Series.Producer.READING) | _holds_view_all(user) | Q(Exists(own))
+    admins = permission_condition(user, VIEW_ALL_STUDIES)
+    return ~Q(producer_kind=Series.Producer.READING) | admins | Q(Exists(own))
 
 
 def revealable_job(*, user: Any, series: Any) -> InferenceJob | None:
@@ -267,12 +264,10 @@ def worklist_page(
     for entry in found.values():
         entry.project = project_rows[entry.project_id]
     viewer_path = study_viewer_path_maker()
+    shown = [found[key] for key in keys[:size]]
     rows = [
-        WorklistRow(
-            entry=found[key],
-            viewer_url=f"{viewer_path(found[key].study.study_uid)}?project={found[key].project_id}",
-        )
-        for key in keys[:size]
+        WorklistRow(entry=e, viewer_url=f"{viewer_path(e.study.study_uid)}?project={e.project_id}")
+        for e in shown
     ]
     _attach_details(rows, user=user, memberships=memberships)
     return WorklistPage(rows=rows, number=page, has_next=len(keys) > size)
