@@ -100,7 +100,9 @@ def audit_record(
         "detail": detail_text(detail or {}),
         "hash_version": HASH_VERSION,
     }
-    with transaction.atomic():
+    # Inside the caller's transaction no savepoint of its own (two round trips fewer): should
+    # recording fail, the caller's transaction fails with it, which is what a caller wants.
+    with transaction.atomic(savepoint=False):
         _lock_chain()
         last = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
         previous_id, previous_hash = last if last is not None else (0, GENESIS_HASH)

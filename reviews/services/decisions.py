@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import ForeignKey
 from django.http import HttpRequest
 
 from audit.codes import Action
@@ -83,7 +82,7 @@ def decision_record(
     _check_common(given)
     outcome = _outcome(reading, given, target)
     with transaction.atomic():
-        _write_keeping_relations(reading, version)  # moves the version on, or refuses a stale one
+        _write(reading, version)  # moves the version on, or refuses a stale one
         mask_key = ""
         if outcome.mask is not None:
             chain = 1 + (Decision.objects.filter(reading=reading, target=target).count())
@@ -130,21 +129,6 @@ def decision_record(
             detail={"decision": decision.pk, "target": target, "kind": decision.kind},
         )
     return decision
-
-
-# What a decision reads of its reading after the write: a write moves only the version on.
-_KEPT_RELATIONS = ("project", "study", "series", "revealed_job", "reader")
-
-
-def _write_keeping_relations(reading: Reading, version: int) -> None:
-    """_write, keeping the related rows already loaded with the reading: its refresh drops them,
-    and fetching them again cost a query each (the project, study, patient, series, job and
-    model version of the record and its audit event, and the reader it names)."""
-    fields = [cast(ForeignKey, Reading._meta.get_field(name)) for name in _KEPT_RELATIONS]
-    kept = [(field, field.get_cached_value(reading)) for field in fields if field.is_cached(reading)]
-    _write(reading, version)
-    for field, value in kept:
-        field.set_cached_value(reading, value)
 
 
 def _target_and_phase(reading: Reading, given: DecisionInput) -> tuple[str, str]:

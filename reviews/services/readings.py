@@ -207,16 +207,20 @@ def _check_agreement(reading: Reading, value: str, *, required: bool) -> None:
 
 
 def _write(reading: Reading, version: int, **changes: Any) -> Reading:
-    """One conditional UPDATE on (pk, version, phase) that also moves the version on."""
+    """One conditional UPDATE on (pk, version, phase) that also moves the version on. `reading`
+    then holds what was written, and its related rows stay loaded: the rest of its row is as
+    it was read (a heartbeat may have added seconds since; the API answers with a fresh read)."""
+    now = timezone.now()
     updated = Reading.objects.filter(pk=reading.pk, version=version, phase=reading.phase).update(
-        version=F("version") + 1, updated_at=timezone.now(), **changes
+        version=version + 1, updated_at=now, **changes
     )
     if not updated:
         current = Reading.objects.get(pk=reading.pk)
         if current.version != version:
             raise StaleVersion(sent=version, current=current.version)
         raise Conflict(f"the reading is now {current.phase}; reload it")
-    reading.refresh_from_db()
+    for name, value in {**changes, "version": version + 1, "updated_at": now}.items():
+        setattr(reading, name, value)
     return reading
 
 

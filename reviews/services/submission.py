@@ -3,8 +3,8 @@
 The objects are written and stored before the reading is marked submitted: if storing
 fails, the reading stays as it was. They are stored through the ingest service (origin
 "derived"), so they appear in the study over DICOMweb and `pacs_push --series UID` sends
-them on. Should the reading change between the two steps (a stale version), the objects
-just stored are removed again and the caller gets StaleVersion.
+them on. Should the reading change between the two steps (a stale version, another phase),
+the objects just stored are removed again and the caller gets StaleVersion (or Conflict).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from reviews.selectors import decisions_current
 from reviews.services.consensus.answers import answers_check
 from reviews.services.consensus.cases import consensus_reading_submitted
 from reviews.services.projects import project_status_refresh
-from reviews.services.readings import _check_agreement, _check_version, reading_audit
+from reviews.services.readings import _check_agreement, _check_version, _write, reading_audit
 from viewer.ingest.rows import SeriesProducer
 from viewer.ingest.service import ingest_file
 from viewer.models import Series
@@ -102,15 +102,11 @@ def reading_submit(
     if answers is not None:
         changes["answers"] = answers
     with transaction.atomic():
-        updated = Reading.objects.filter(pk=reading.pk, version=version, phase=reading.phase).update(
-            version=version + 1, updated_at=timezone.now(), **changes
-        )
-        if not updated:
+        try:
+            _write(reading, version, **changes)
+        except (StaleVersion, Conflict):
             instances_delete(sop_instance_uids=[o.sop_uid for o in objects])
-            raise StaleVersion(
-                sent=version, current=Reading.objects.values_list("version", flat=True).get(pk=reading.pk)
-            )
-        reading.refresh_from_db()
+            raise
         project_status_refresh(project_pk=reading.project_id, study_pk=reading.study_id)
         consensus_reading_submitted(reading=reading)
         reading_audit(
