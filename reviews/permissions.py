@@ -18,6 +18,7 @@ never for its readers (docs/consensus.md, "Blinding").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import rules
@@ -50,17 +51,41 @@ def _has(name: str) -> Any:
     return has
 
 
+@dataclass(frozen=True)
+class Membership:
+    role: str
+    active: bool  # the project's
+    all_studies: bool  # the project's
+
+
+_MEMBERSHIPS = "_reviews_memberships"  # where a user object keeps them
+
+
+def memberships(user: Any) -> dict[int, Membership]:
+    """The user's project memberships by project id. Loaded once for the user object (a
+    request's user: one query however many projects the rules and scopes ask about)."""
+    loaded: dict[int, Membership] | None = user.__dict__.get(_MEMBERSHIPS)
+    if loaded is None:
+        rows = ProjectMember.objects.filter(user=user.pk).values_list(
+            "project_id", "role", "project__active", "project__all_studies"
+        )
+        loaded = user.__dict__[_MEMBERSHIPS] = {
+            pk: Membership(role, active, all_studies) for pk, role, active, all_studies in rows
+        }
+    return loaded
+
+
+def memberships_loaded(user: Any) -> dict[int, Membership] | None:
+    """The user's memberships when something in this request loaded them, else None."""
+    return user.__dict__.get(_MEMBERSHIPS)
+
+
 def member_role(user: Any, project: ReadingProject) -> str | None:
     """The user's role in the project, or None when they are not a member."""
     if not getattr(user, "is_authenticated", False):
         return None
-    cache = user.__dict__.setdefault("_reviews_roles", {})
-    if project.pk not in cache:
-        cache[project.pk] = (
-            ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-        )
-    role: str | None = cache[project.pk]
-    return role
+    membership = memberships(user).get(project.pk)
+    return membership.role if membership is not None else None
 
 
 def ai_hidden_from(role: str | None, project: ReadingProject) -> bool:

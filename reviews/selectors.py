@@ -33,9 +33,10 @@ from reviews.models import (
     ReadingProject,
     ReferenceStandard,
 )
+from reviews.permissions import memberships, memberships_loaded
 from viewer.links import study_viewer_path_maker
 from viewer.models import Series, Study
-from viewer.selectors import permission_condition, study_queryset_for_user
+from viewer.selectors import ALWAYS, NEVER, permission_condition, study_queryset_for_user
 
 VIEW_ALL_STUDIES = "reviews.view_all_studies"
 PAGE_SIZE = 50
@@ -45,7 +46,17 @@ MAX_PAGE = 100_000  # 5 million rows in: past any worklist, and far from the dat
 def study_scope(*, user: Any) -> Q:
     """Condition on Study: admins (reviews.view_all_studies) see every study; everyone else
     the studies of the active projects they are members of (all studies for a project with
-    `all_studies`). Evaluated inside the caller's query: no extra round trip."""
+    `all_studies`). Evaluated inside the caller's query: no extra round trip. When this request
+    has loaded the user's memberships (reviews.permissions.memberships), they are answered in
+    Python and the query keeps one EXISTS over the project's studies, without joins."""
+    loaded = memberships_loaded(user)
+    if loaded is not None:
+        active = [pk for pk, membership in loaded.items() if membership.active]
+        every_study = any(loaded[pk].all_studies for pk in active)
+        in_project = ProjectStudy.objects.filter(study=OuterRef("pk"), project_id__in=active)
+        return permission_condition(user, VIEW_ALL_STUDIES) | (
+            ALWAYS if every_study else Q(Exists(in_project)) if active else NEVER
+        )
     memberships = ProjectMember.objects.filter(user=user.pk, project__active=True)
     in_project = ProjectStudy.objects.filter(
         study=OuterRef("pk"), project__active=True, project__memberships__user=user.pk
@@ -483,9 +494,12 @@ def study_ai_triage(*, study_pk: int) -> str:
 def readings_for_user(*, user: Any) -> QuerySet[Reading]:
     """The readings a user may see: their own; everybody's with reviews.view_reading (admins).
     Only on studies the user may see."""
-    # Asked first: with the user's permissions loaded, the study test below answers them in
-    # Python (viewer.selectors.permission_condition) and is two EXISTS instead of six.
+    # Asked first: with the user's permissions and memberships loaded, the study test below
+    # answers them in Python (viewer.selectors.permission_condition, study_scope) and is two
+    # plain EXISTS instead of six with joins. The rules ask for the memberships anyway.
     everybody = user.is_superuser or user.has_perm("reviews.view_reading")
+    if user.is_authenticated:
+        memberships(user)
     visible = study_queryset_for_user(user=user).filter(pk=OuterRef("study_id"))
     readings = Reading.objects.select_related(
         "project", "study__patient", "series", "revealed_job__model_version"

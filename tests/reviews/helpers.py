@@ -12,6 +12,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from scipy import ndimage
 
@@ -132,8 +133,11 @@ def encode_mask(volume: np.ndarray, slice_uids: list[str]) -> dict[str, str]:
 
 
 def api(user: Any) -> APIClient:
+    """A client signed in with the user's API token: each request loads the user afresh, with
+    the permissions and memberships of that moment, as an integration's requests do."""
     client = APIClient()
-    client.force_authenticate(user)
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 
 
