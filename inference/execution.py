@@ -26,6 +26,7 @@ from audit.codes import Action, Outcome
 from config.jobs import job_claim
 from inference.engine.decode import decode_series
 from inference.engine.loading import load_network
+from inference.engine.memory import retain_freed_memory
 from inference.engine.pipeline import run
 from inference.engine.types import InferenceResult, InputError, Volume
 from inference.models import InferenceJob
@@ -114,6 +115,7 @@ def _infer(job: InferenceJob, progress: _Progress) -> tuple[Volume, list[Dataset
 
     if settings.INFERENCE_TORCH_THREADS:
         torch.set_num_threads(settings.INFERENCE_TORCH_THREADS)
+    retain_freed_memory()  # once per worker process: activations reuse freed memory
     spec = model_spec(job.model_version)
     started = time.perf_counter()
     datasets = _series_datasets(job)

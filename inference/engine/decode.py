@@ -173,7 +173,8 @@ def _order_and_spacing(datasets: Sequence[Dataset], spec: InputSpec) -> tuple[li
     return order, spacing
 
 
-def _hounsfield(ds: Dataset, index: int) -> np.ndarray:
+def _hounsfield(ds: Dataset, index: int, out: np.ndarray) -> None:
+    """Writes the slice's HU into `out` (float32, rows x columns), with no temporaries."""
     try:
         pixels = ds.pixel_array
     except Exception as error:  # pydicom raises many kinds for damaged or unsupported data
@@ -185,8 +186,8 @@ def _hounsfield(ds: Dataset, index: int) -> np.ndarray:
         )
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    hu: np.ndarray = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    return hu
+    np.multiply(pixels, np.float32(slope), out=out, dtype=np.float32)
+    out += np.float32(intercept)
 
 
 def decode_series(datasets: Sequence[Dataset], spec: InputSpec) -> Volume:
@@ -205,7 +206,7 @@ def decode_series(datasets: Sequence[Dataset], spec: InputSpec) -> Volume:
     order, spacing_z = _order_and_spacing(datasets, spec)
     hu = np.empty((len(order), int(first.Rows), int(first.Columns)), dtype=np.float32)
     for k, index in enumerate(order):
-        hu[k] = _hounsfield(datasets[index], index)
+        _hounsfield(datasets[index], index, hu[k])
     bottom = datasets[order[0]]
     row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
     orientation = tuple(float(v) for v in first.ImageOrientationPatient)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.engine.fusion import folded
 from inference.engine.postprocess import find_findings
 from inference.engine.preprocess import normalise_hu, pad_slices
 from inference.engine.saliency import explain
@@ -77,6 +78,7 @@ def _forward_all(
     channel = torch.empty(shape, dtype=torch.uint8, device=device) if len(spec.labels) > 1 else None
     slice_logits = torch.empty(depth, dtype=torch.float32, device=device)
     batch = spec.slices_per_pass(device.type)
+    network = folded(network)
     with torch.inference_mode():
         for start in range(0, depth, batch):
             x = slices[start : start + batch].unsqueeze(1).contiguous(memory_format=torch.channels_last)

@@ -15,7 +15,9 @@ def normalise_hu(hu: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
     """HU clipped to `window` and mapped linearly onto -1..1 (float32)."""
     low, high = window
     centre, half = (low + high) / 2, (high - low) / 2
-    return ((hu.float().clamp(low, high) - centre) / half).float()
+    # One new tensor, then in place: a 300-slice series is 300 MB, and each temporary costs a
+    # pass over it and the page faults of a fresh allocation.
+    return hu.float().clamp(low, high).sub_(centre).div_(half)
 
 
 def padding_for(height: int, width: int, multiple: int) -> tuple[int, int]:

@@ -75,6 +75,15 @@ def test_it_finds_what_the_network_segments_and_scores_the_slices():
     assert result.device == "cpu"
 
 
+def test_it_leaves_the_volume_it_reads_as_it_was():
+    volume = _volume()
+    before = volume.hu.copy()
+
+    run(BrightSpots().eval(), volume, SPEC, device="cpu", saliency=False)
+
+    assert np.array_equal(volume.hu, before)
+
+
 def test_its_heatmaps_lie_on_the_findings():
     result = run(BrightSpots().eval(), _volume(), SPEC, device="cpu", saliency_top_k=2)
 

@@ -1,0 +1,98 @@
+"""folded: the forward pass's network, its batch norms folded into its convolutions."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from inference.engine.fusion import folded
+from inference.engine.network import DemoUNet
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def _trained_looking_unet() -> DemoUNet:
+    """A small U-Net whose norms are not the identity a fresh one starts with."""
+    torch.manual_seed(0)
+    network = DemoUNet(base=4, depth=2)
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)  # type: ignore[union-attr]
+            module.running_var.uniform_(0.5, 2.0)  # type: ignore[union-attr]
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+    return network.eval()
+
+
+def _norms(network: nn.Module) -> int:
+    return sum(isinstance(module, nn.BatchNorm2d) for module in network.modules())
+
+
+@pytest.mark.parametrize("kind", ["eager", "torchscript"])
+def test_the_folded_network_computes_what_the_network_does_without_its_norms(kind: str) -> None:
+    network: nn.Module = _trained_looking_unet()
+    if kind == "torchscript":
+        network = torch.jit.script(network)
+    x = torch.randn(3, 1, 40, 48).contiguous(memory_format=torch.channels_last)
+
+    result = folded(network)
+
+    with torch.inference_mode():
+        expected, got = network(x), result(x)
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-4, atol=1e-4)
+    if kind == "eager":
+        assert _norms(network) == 10
+        assert _norms(result) == 0
+        assert result.size_multiple == network.size_multiple
+    else:
+        assert "batch_norm" in str(network.inlined_graph)
+        assert "batch_norm" not in str(result.inlined_graph)
+
+
+def test_a_network_is_folded_once_and_left_as_it_was() -> None:
+    network = _trained_looking_unet()
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+
+    first = folded(network)
+
+    assert folded(network) is first
+    assert first is not network
+    assert _norms(network) == 10
+    for name, value in network.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_a_network_in_training_mode_is_not_folded() -> None:
+    network = _trained_looking_unet().train()
+
+    assert folded(network) is network
+
+
+class _DataDependent(nn.Module):
+    """Symbolic tracing cannot follow a branch on the input's values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.norm = nn.BatchNorm2d(2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.norm(self.conv(x))
+        if x.sum() > 0:
+            y = y * 2
+        return y, torch.amax(y, dim=(2, 3))
+
+
+def test_a_network_that_cannot_be_traced_runs_unfolded_with_a_warning(caplog: pytest.LogCaptureFixture):
+    network = _DataDependent().eval()
+
+    with caplog.at_level(logging.WARNING, logger="inference.engine.fusion"):
+        result = folded(network)
+
+    assert result is network
+    assert "runs without folded batch norms" in caplog.text
+    assert folded(network) is network  # and it does not try again
