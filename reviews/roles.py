@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 
 
 class Role:
@@ -117,7 +117,11 @@ def roles_sync_after_migrate(**kwargs: Any) -> None:
 
 
 def user_roles(user: Any) -> set[str]:
-    """The role names a user holds (empty for anonymous users)."""
+    """The role names a user holds (empty for anonymous users).
+
+    The groups are read once per user object and kept on it (prefetched), so the audit event
+    the same request records (audit.services.recording) names them without asking again."""
     if not user.is_authenticated:
         return set()
+    prefetch_related_objects([user], "groups")  # does nothing when they are already there
     return {g.name for g in user.groups.all() if g.name in Role.ALL}

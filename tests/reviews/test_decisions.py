@@ -8,7 +8,9 @@ import base64
 import numpy as np
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from audit.models import AuditEvent
 from reviews.models import Decision, Reading
 from reviews.services import DecisionInput, decision_record
 from tests.conftest import require_service
@@ -64,6 +66,20 @@ def test_accept_records_the_ai_finding_with_full_provenance(revealed, in_project
     assert decision.time_spent_s == 12.5
     assert decision.supersedes is None
     assert response.json()["version"] == revealed[2] + 1
+
+
+def test_a_decision_reads_the_readers_roles_once_and_its_audit_event_names_them(revealed):
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(revealed, kind="accepted", finding=1, confidence=3)
+
+    assert response.status_code == 201, response.content
+    group_reads = [q["sql"] for q in queries.captured_queries if '"auth_user_groups"' in q["sql"]]
+    # The permission check's read of the groups serves the audit event too; the other
+    # query through the table is the model backend's join to the groups' permissions.
+    assert len([sql for sql in group_reads if "auth_permission" not in sql]) == 1
+    event = AuditEvent.objects.latest("id")  # the decision's
+    assert '"decision"' in event.detail or "decision" in event.detail, event.detail
+    assert (event.username, event.role) == ("rita", "radiologist")
 
 
 def test_edit_stores_the_new_mask_compactly_and_its_dice(revealed, in_project):
