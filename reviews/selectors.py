@@ -52,11 +52,13 @@ def study_scope(*, user: Any) -> Q:
     loaded = memberships_loaded(user)
     if loaded is not None:
         active = [pk for pk, membership in loaded.items() if membership.active]
-        every_study = any(loaded[pk].all_studies for pk in active)
-        in_project = ProjectStudy.objects.filter(study=OuterRef("pk"), project_id__in=active)
-        return permission_condition(user, VIEW_ALL_STUDIES) | (
-            ALWAYS if every_study else Q(Exists(in_project)) if active else NEVER
-        )
+        if any(loaded[pk].all_studies for pk in active):
+            as_member = ALWAYS
+        elif active:
+            as_member = Q(Exists(ProjectStudy.objects.filter(study=OuterRef("pk"), project_id__in=active)))
+        else:
+            as_member = NEVER
+        return permission_condition(user, VIEW_ALL_STUDIES) | as_member
     memberships = ProjectMember.objects.filter(user=user.pk, project__active=True)
     in_project = ProjectStudy.objects.filter(
         study=OuterRef("pk"), project__active=True, project__memberships__user=user.pk
