@@ -33,6 +33,7 @@ _TYPE_2_COPIED = (
     "StudyID",
     "AccessionNumber",
 )
+_QUANTIZE_CHUNK_VALUES = 1 << 20  # float32 values quantize() works through at a time (4 MB)
 
 
 class SourceUnsupported(ValueError):
@@ -100,12 +101,21 @@ def for_highdicom(source: Sequence[Dataset]) -> list[Dataset]:
 
 
 def quantize(values: np.ndarray, top: int, dtype: type[np.unsignedinteger]) -> np.ndarray:
-    """round(clip(values, 0, 1) * top) as `dtype`, in one float32 working copy (a study's
-    heatmap is 300 MB: each temporary the plain expression makes costs a tenth of a second)."""
-    scaled = np.clip(values, 0.0, 1.0, dtype=np.float32)
-    scaled *= top
-    np.rint(scaled, out=scaled)
-    return scaled.astype(dtype)
+    """round(clip(values, 0, 1) * top) as `dtype`, a few slices at a time through one small
+    float32 buffer: a study's heatmap is 300 MB, and a working copy of it all would cost as
+    much memory again and a pass over fresh pages."""
+    if values.ndim == 0 or len(values) == 0:
+        return np.asarray(np.rint(np.clip(values, 0.0, 1.0) * top)).astype(dtype)
+    out = np.empty(values.shape, dtype=dtype)
+    rows = max(1, _QUANTIZE_CHUNK_VALUES // (values.size // len(values) or 1))
+    work = np.empty((min(rows, len(values)), *values.shape[1:]), dtype=np.float32)
+    for start in range(0, len(values), rows):
+        chunk = work[: min(rows, len(values) - start)]
+        np.clip(values[start : start + len(chunk)], 0.0, 1.0, out=chunk)
+        chunk *= top
+        np.rint(chunk, out=chunk)
+        out[start : start + len(chunk)] = chunk
+    return out
 
 
 def check_volume(array: np.ndarray, name: str) -> None:

@@ -31,10 +31,12 @@ from inference.derived import (
     derived_uid,
     findings_sr,
     parametric_map,
+    quantize,
     segmentation,
     stored_to_real,
     to_part10_bytes,
 )
+from inference.derived import _common as derived_common
 from inference.derived import files as derived_files
 from inference.engine.types import Finding
 
@@ -280,6 +282,21 @@ def test_the_parametric_map_maps_back_to_the_heatmap_through_its_rwvm(case: Case
         k = case.slice_uids.index(_frame_source(pmap, i))
         assert np.abs(real[i] - case.heatmap[k]).max() <= 1 / 65535
     assert int(pmap.NumberOfFrames) == case.heatmap.shape[0]
+
+
+@pytest.mark.parametrize(("top", "dtype"), [(255, np.uint8), (65535, np.uint16)])
+def test_quantize_rounds_clipped_values_the_same_through_any_number_of_chunks(
+    top: int, dtype: type[np.unsignedinteger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = np.random.default_rng(0).uniform(-0.3, 1.3, (7, 5, 6)).astype(np.float32)
+    values[0, 0, :3] = (0.0, 1.0, 0.5 / top)  # the ends, and a value on a rounding boundary
+    expected = np.rint(np.clip(values, 0.0, 1.0) * top).astype(dtype)
+    for chunk in (10**6, 60, 31, 1):  # one chunk; two slices a chunk, the last ragged; one
+        monkeypatch.setattr(derived_common, "_QUANTIZE_CHUNK_VALUES", chunk)
+        got = quantize(values, top, dtype)
+        assert got.dtype == dtype
+        assert np.array_equal(got, expected), chunk
+    assert values.min() < 0  # the input is left as it was
 
 
 # --- SR --------------------------------------------------------------------------------------
