@@ -4,7 +4,7 @@ In eval mode a batch norm is a fixed per-channel scale and shift, so it can live
 convolution's weights and bias (`torch.fx.experimental.optimization.fuse` for eager networks,
 `torch.jit.freeze` for TorchScript ones). The folded network computes the same function to
 float rounding, and the forward pass no longer spends a pass over every activation map on the
-norm: on a CPU that was about a sixth of the demo network's forward time.
+norm: on a CPU that was about a tenth of the demo network's forward time.
 
 Saliency keeps the network as loaded: Grad-CAM hooks the layers the model names, which the
 folded copy no longer has as modules. The copy is made once per loaded network and kept beside

@@ -12,7 +12,6 @@ slice reuses them. The cost is a worker that keeps what its largest job needed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import threading
 
@@ -35,17 +34,15 @@ def retain_freed_memory() -> bool:
     global _applied
     with _lock:
         if _applied is None:
-            _applied = _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-            _applied = _applied and _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+            _applied = _set(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and _set(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
             if not _applied:
                 logger.info("malloc keeps its defaults: the C library has no glibc mallopt")
         return _applied
 
 
-def _mallopt(parameter: int, value: int) -> bool:
-    name = ctypes.util.find_library("c")
+def _set(parameter: int, value: int) -> bool:
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(parameter, value))  # 1 on success
-    except (OSError, AttributeError, TypeError):  # no such library, or no mallopt in it
+        # The symbols the process has loaded, the C library's among them: no library search.
+        return bool(ctypes.CDLL(None).mallopt(parameter, value))  # 1 on success
+    except (OSError, AttributeError):  # no mallopt here (musl has one that does nothing: 0)
         return False
