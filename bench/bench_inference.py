@@ -29,23 +29,53 @@ STUDIES_PER_RUN = 2  # jobs queued for each worker count in (c)
 
 def matmul_peak_gflops(device: str, *, tf32: bool = False) -> float:
     """Best fp32 matmul rate of this device (the anchor for (a)), in GFLOP/s; on CUDA with
-    `tf32` the rate of TensorFloat-32 tensor cores instead (the math cuDNN convolutions may use)."""
+    `tf32` the rate of TensorFloat-32 tensor cores instead (the math cuDNN convolutions may use).
+
+    On a CPU the best of the two GEMMs torch carries: the BLAS behind `torch.matmul` (MKL) and
+    oneDNN, which runs the convolutions. MKL takes its AVX2 path on AMD processors, half the
+    AVX-512 rate of a Zen 4 or 5; oneDNN does not, so the BLAS alone would understate the
+    machine's peak there (the convolutions then measured above it)."""
     import torch
 
-    torch.backends.cuda.matmul.allow_tf32 = tf32
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        return _gemm_gflops(torch.matmul, 8192, device)
+    rates = cpu_gemm_gflops()
+    print("fp32 GEMM on this CPU: " + ", ".join(f"{name} {rate:.1f} GFLOP/s" for name, rate in rates.items()))
+    return max(rates.values())
 
-    n = 8192 if device.startswith("cuda") else 2048
+
+def cpu_gemm_gflops(n: int = 2048) -> dict[str, float]:
+    """The best rate of an n x n fp32 matrix product through each CPU GEMM torch carries."""
+    import torch
+    from torch import nn
+    from torch.utils import mkldnn
+
+    rates = {"BLAS (torch.matmul)": _gemm_gflops(torch.matmul, n, "cpu")}
+    if torch.backends.mkldnn.is_available():
+        with torch.no_grad():
+            linear = mkldnn.to_mkldnn(nn.Linear(n, n, bias=False))  # x @ W.T through oneDNN
+            rates["oneDNN"] = _gemm_gflops(lambda a, _b: linear(a), n, "cpu", to_mkldnn=True)
+    return rates
+
+
+def _gemm_gflops(product, n: int, device: str, *, to_mkldnn: bool = False) -> float:
+    import torch
+
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
+    if to_mkldnn:
+        a = a.to_mkldnn()
     best = 0.0
-    for _ in range(8):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        a @ b
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = max(best, 2 * n**3 / (time.perf_counter() - started) / 1e9)
+    with torch.no_grad():
+        for _ in range(8):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            product(a, b)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = max(best, 2 * n**3 / (time.perf_counter() - started) / 1e9)
     return best
 
 
