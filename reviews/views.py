@@ -71,7 +71,7 @@ def _row_cells(row: WorklistRow) -> dict[str, Any]:
         "patient": row.patient_name,
         "identifiers": " · ".join(i for i in identifiers if i),
         "date": study.study_date.strftime("%Y-%m-%d") if study.study_date else "—",
-        "modalities": study.modalities or "—",
+        "modalities": " / ".join(m for m in study.modalities.split("\\") if m) or "—",  # CT\SEG: CT / SEG
         "description": study.description or "—",
         "ai_status": job.status if job is not None else "none",
         "ai_note": "hidden" if row.ai_hidden else ("none" if job is None else ""),

@@ -200,6 +200,15 @@ def test_the_page_lists_rows_that_open_the_viewer_and_polls_while_a_job_runs(wor
     assert "hx-trigger" not in done  # the partial stops polling once nothing runs
 
 
+def test_the_modalities_read_as_a_list_not_as_dicom_writes_them(worklist_project, rita, client):
+    study = make_study(hours_waiting=1, modality="CT\\SEG\\SR")
+    project_studies_add(project=worklist_project, studies=[study])
+    client.force_login(rita)
+    html = client.get("/").content.decode()
+    assert "<td>CT / SEG / SR</td>" in html
+    assert "CT\\SEG" not in html
+
+
 def test_an_empty_worklist_says_so(rita, client):
     client.force_login(rita)
     assert b"No studies are waiting for you." in client.get("/").content
