@@ -78,7 +78,6 @@ def _forward_all(
     channel = torch.empty(shape, dtype=torch.uint8, device=device) if len(spec.labels) > 1 else None
     slice_logits = torch.empty(depth, dtype=torch.float32, device=device)
     batch = spec.slices_per_pass(device.type)
-    network = folded(network)
     with torch.inference_mode():
         for start in range(0, depth, batch):
             x = slices[start : start + batch].unsqueeze(1).contiguous(memory_format=torch.channels_last)
@@ -124,6 +123,9 @@ def run(
         hu = torch.from_numpy(np.ascontiguousarray(volume.hu, dtype=np.float32)).to(device)
         multiple = int(getattr(network, "size_multiple", DEFAULT_SIZE_MULTIPLE))
         slices = pad_slices(normalise_hu(hu, spec.hu_window), multiple, spec.hu_window)
+    # The forward pass and saliency run the folded network (a frozen TorchScript one no longer
+    # has size_multiple, hence read above).
+    network = folded(network)
     _report(progress, "forward", 0.0)
     probability_t, channel_t, slice_logits = _forward_all(network, slices, shape, spec, timings, progress)
     _report(progress, "postprocess", 0.0)

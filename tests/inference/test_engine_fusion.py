@@ -1,4 +1,4 @@
-"""folded: the forward pass's network, its batch norms folded into its convolutions."""
+"""folded: the network a job runs, its batch norms folded into its convolutions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from captum.attr import LayerGradCam
 from torch import nn
 
 from inference.engine.fusion import folded
@@ -51,6 +52,59 @@ def test_the_folded_network_computes_what_the_network_does_without_its_norms(kin
     else:
         assert "batch_norm" in str(network.inlined_graph)
         assert "batch_norm" not in str(result.inlined_graph)
+
+
+def test_an_eager_network_keeps_its_layers_names_and_methods() -> None:
+    network = _trained_looking_unet()
+    x = torch.randn(2, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+
+    result = folded(network)
+
+    assert type(result) is DemoUNet
+    names = {name for name, _ in network.named_modules()}
+    assert {name for name, _ in result.named_modules()} == names
+    with torch.inference_mode():
+        torch.testing.assert_close(result.slice_logits(x), network.slice_logits(x), rtol=1e-4, atol=1e-4)
+
+
+def test_grad_cam_on_a_named_layer_of_the_folded_network_sees_what_it_saw_before() -> None:
+    """Saliency runs the folded network and hooks the layers the model card names."""
+    network = _trained_looking_unet()
+    x = torch.randn(2, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+
+    def study_map(net: nn.Module) -> torch.Tensor:
+        return LayerGradCam(lambda x: net.slice_logits(x)[:, 0], net.get_submodule("bottleneck")).attribute(x)
+
+    maps = [study_map(network), study_map(folded(network))]
+
+    assert maps[0].abs().max() > 0
+    torch.testing.assert_close(maps[1], maps[0], rtol=1e-3, atol=1e-5)
+
+
+class _SharedOutput(nn.Module):
+    """The convolution's output feeds its norm and a second path: folding would change that path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.norm = nn.BatchNorm2d(2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(x)
+        return self.norm(y), y
+
+
+def test_a_norm_is_not_folded_into_a_convolution_whose_output_is_read_elsewhere() -> None:
+    network = _SharedOutput().eval()
+    network.norm.running_mean.fill_(0.3)  # type: ignore[operator]
+    x = torch.randn(1, 1, 8, 8)
+
+    result = folded(network)
+
+    assert isinstance(result.norm, nn.BatchNorm2d)
+    with torch.inference_mode():
+        for got, expected in zip(result(x), network(x), strict=True):
+            torch.testing.assert_close(got, expected)
 
 
 def test_a_network_is_folded_once_and_left_as_it_was() -> None:
