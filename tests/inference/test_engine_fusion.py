@@ -126,13 +126,8 @@ def test_a_network_in_training_mode_is_not_folded() -> None:
     assert folded(network) is network
 
 
-class _DataDependent(nn.Module):
+class _DataDependent(_SharedOutput):
     """Symbolic tracing cannot follow a branch on the input's values."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, padding=1)
-        self.norm = nn.BatchNorm2d(2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.norm(self.conv(x))
