@@ -21,6 +21,7 @@ from audit import selectors, services
 from audit.codes import Action, Outcome
 from audit.exporters import FORMATS, attach
 from audit.filters import FAILURES, AuditFilter
+from config.inputs import BIGGEST_ID, validate_date_range
 
 
 class CanViewAuditEvents(BasePermission):
@@ -39,8 +40,12 @@ class CanExportAuditEvents(BasePermission):
 class FilterSerializer(serializers.Serializer):
     """The filter, as query parameters (the review page uses the same names)."""
 
-    since = serializers.DateTimeField(required=False, help_text="inclusive, ISO 8601")
-    until = serializers.DateTimeField(required=False, help_text="exclusive, ISO 8601")
+    since = serializers.DateTimeField(
+        required=False, help_text="inclusive, ISO 8601", validators=[validate_date_range]
+    )
+    until = serializers.DateTimeField(
+        required=False, help_text="exclusive, ISO 8601", validators=[validate_date_range]
+    )
     username = serializers.CharField(required=False, max_length=150)
     patient_id = serializers.CharField(required=False, max_length=64)
     study_uid = serializers.CharField(required=False, max_length=64)
@@ -67,8 +72,8 @@ class AuditEventListApi(APIView):
         class Meta:
             ref_name = "AuditEventListInput"
 
-        before = serializers.IntegerField(required=False, min_value=1)
-        after = serializers.IntegerField(required=False, min_value=0)
+        before = serializers.IntegerField(required=False, min_value=1, max_value=BIGGEST_ID)
+        after = serializers.IntegerField(required=False, min_value=0, max_value=BIGGEST_ID)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
 
     class OutputSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.codes import EVENT_IDS, EventID
 from audit.models import AuditEvent
+from config.inputs import validate_date_range
 
 FAILURES: Final = "failure"  # the outcome filter value for "any failure"
 
@@ -66,6 +67,7 @@ class AuditFilter:
         return not self.as_params()
 
 
+_DATE = forms.DateInput(attrs={"type": "date"})
 _OUTCOME_CHOICES = [
     ("", "Any outcome"),
     ("0", "Success"),
@@ -78,8 +80,8 @@ _OUTCOME_CHOICES = [
 
 class AuditFilterForm(forms.Form):
     # A date alone means the start of that day for `since` and its end for `until`.
-    since = forms.DateTimeField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateTimeField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateTimeField(required=False, label="From", widget=_DATE, validators=[validate_date_range])
+    until = forms.DateTimeField(required=False, label="To", widget=_DATE, validators=[validate_date_range])
     username = forms.CharField(required=False, max_length=150, label="User")
     patient_id = forms.CharField(required=False, max_length=64, label="Patient ID")
     study_uid = forms.CharField(required=False, max_length=64, label="Study UID")

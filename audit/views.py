@@ -26,6 +26,7 @@ from audit import selectors, services
 from audit.exporters import FORMATS, attach
 from audit.filters import QUICK_FILTERS, AuditFilter, AuditFilterForm
 from audit.models import AuditExport
+from config.inputs import id_param
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -38,8 +39,7 @@ PAGE_SIZE = 50
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return id_param(request.GET.get(name, ""))
 
 
 @require_GET
@@ -70,7 +70,8 @@ def audit_events(request: HtmxHttpRequest) -> HttpResponse:
         "can_export": request.user.has_perm(EXPORT),
     }
     template = "audit/events.html#results" if request.htmx else "audit/events.html"
-    return render(request, template, context)
+    # A full page with an invalid filter is a 400; htmx swaps only a 2xx into the page.
+    return render(request, template, context, status=400 if page is None and not request.htmx else 200)
 
 
 @require_GET
@@ -94,8 +95,11 @@ def audit_export_create(request: HtmxHttpRequest) -> HttpResponse:
     """Starts a background export of the current filter; answers with its progress."""
     form = AuditFilterForm(request.POST)
     export_format = request.POST.get("export_format", "")
-    if export_format not in FORMATS or not form.is_valid():
-        return HttpResponse("invalid export request", status=400, content_type="text/plain")
+    if export_format not in FORMATS:
+        formats = ", ".join(FORMATS)
+        return HttpResponse(f"export_format must be one of {formats}", status=400, content_type="text/plain")
+    if not form.is_valid():
+        return HttpResponse(f"invalid filter: {form.errors.as_text()}", status=400, content_type="text/plain")
     export = services.audit_export_request(
         export_format=export_format, audit_filter=form.audit_filter(), request=request
     )

@@ -67,8 +67,10 @@ def job_status(request: HtmxRequest, pk: int) -> HttpResponse:
 @permission_required("inference.change_inferencejob", raise_exception=True)
 def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
-    job_cancel(job=job, user=request.user)
-    job.refresh_from_db()
+    if not job_cancel(job=job, user=request.user):
+        job.refresh_from_db()
+        error = f"Job {job.pk} is already {job.get_status_display().lower()}: there is nothing to cancel."
+        return render(request, STATUS_TEMPLATE, {"job": job, "error": error}, status=409)
     return render(request, STATUS_TEMPLATE, {"job": job})
 
 

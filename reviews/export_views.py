@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from audit.services import audit_hidden_refused
+from config.inputs import id_param, in_date_range, validate_date_range
 from inference.models import ModelVersion
 from reviews.models import Decision, FeedbackExport, ReadingProject
 from reviews.permissions import EXPORT_FEEDBACK
@@ -55,8 +56,8 @@ class FeedbackExportForm(forms.Form):
 
     project = forms.ChoiceField(required=False, label="Project", choices=_project_choices)
     model = forms.ChoiceField(required=False, label="Model", choices=_model_choices)
-    since = forms.DateField(required=False, label="From", widget=_DATE)
-    until = forms.DateField(required=False, label="To", widget=_DATE)
+    since = forms.DateField(required=False, label="From", widget=_DATE, validators=[validate_date_range])
+    until = forms.DateField(required=False, label="To", widget=_DATE, validators=[validate_date_range])
     decision = forms.ChoiceField(
         required=False,
         label="Decision",
@@ -106,13 +107,18 @@ def _summaries(exports: list[FeedbackExport]) -> list[tuple[FeedbackExport, str]
 def _summary(filters: dict[str, str], project_names: dict[int, str]) -> str:
     parts = ["reference standards"] if filters.get("reference") else []
     project = filters.get("project", "")
-    if project.isdigit():
-        project = project_names.get(int(project), project)
+    project_pk = id_param(project)
+    if project_pk is not None:
+        project = project_names.get(project_pk, project)
     parts += [value for value in (project, filters.get("model", ""), filters.get("decision", "")) if value]
     for key, word in (("since", "from"), ("until", "before")):
         moment = parse_datetime(filters.get(key, ""))
-        if moment is not None:
+        if moment is None:
+            continue
+        if in_date_range(moment):  # an export stored before dates were bounded may hold year 1
             parts.append(f"{word} {timezone.localtime(moment):%Y-%m-%d %H:%M}".removesuffix(" 00:00"))
+        else:
+            parts.append(f"{word} {filters[key]}")
     return " · ".join(parts) or "everything"
 
 

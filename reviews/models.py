@@ -98,6 +98,7 @@ class MemberRole(models.TextChoices):
 
 # Who reads the project's studies (and so takes part in round-robin assignment).
 READER_ROLES = (MemberRole.RADIOLOGIST, MemberRole.ANNOTATOR)
+MAX_READS_PER_CASE = 50  # more readers than this per case is a typing slip, not a study design
 
 
 class ReadingProject(models.Model):
@@ -132,7 +133,9 @@ class ReadingProject(models.Model):
     # finding not every reader marked, different answers) goes to adjudication.
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SECOND_READING)
     reads_per_case = models.PositiveSmallIntegerField(
-        default=1, help_text="Readers per case: 2 or more in a consensus project."
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_READS_PER_CASE)],
+        help_text=f"Readers per case: 2 or more in a consensus project, at most {MAX_READS_PER_CASE}.",
     )
     label_schema = models.JSONField(
         default=default_label_schema,

@@ -14,6 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from config.inputs import id_param
 from reviews import services
 from reviews.errors import Invalid
 from reviews.models import ConsensusCase
@@ -30,10 +31,8 @@ def reading_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
     user: Any = request.user
     if not user.has_perm("reviews.add_reading"):
         return None
-    wanted = request.GET.get("project", "")
-    entry = services.reading_entry(
-        user=user, study=study, project_pk=int(wanted) if wanted.isdigit() else None
-    )
+    wanted = id_param(request.GET.get("project", ""))
+    entry = services.reading_entry(user=user, study=study, project_pk=wanted)
     if entry is None or not user.has_perm(READ_STUDY, entry):
         return None
     try:
@@ -58,10 +57,10 @@ ADJUDICATION_TEMPLATE = "reviews/adjudication_panel.html"
 def adjudication_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
     """`?case=<id>` on the study page of a consensus case: for its adjudicators (and admins),
     every read side by side, the fused masks, and the form that records the reference."""
-    wanted = request.GET.get("case", "")
-    if not wanted.isdigit():
+    wanted = id_param(request.GET.get("case", ""))
+    if wanted is None:
         return None
-    case = ConsensusCase.objects.select_related("project").filter(pk=int(wanted), entry__study=study).first()
+    case = ConsensusCase.objects.select_related("project").filter(pk=wanted, entry__study=study).first()
     if case is None or not request.user.has_perm(SEE_CONSENSUS, case.project):
         return None
     context = {

@@ -232,6 +232,8 @@ def pacs_pull_request(*, study_uid: str, user: Any) -> PacsPull:
     """Queues a pull of one study for a worker (after the transaction commits)."""
     from viewer.tasks import pacs_pull_run
 
+    if not settings.PACS_ENABLED:
+        raise PacsError("no PACS is configured: an administrator sets PACS_DICOMWEB_URL (docs/operations.md)")
     if not is_valid_uid(study_uid):
         raise PacsError(f"not a valid Study Instance UID: {study_uid[:80]!r}")
     pull = PacsPull.objects.create(study_uid=study_uid, requested_by=user)

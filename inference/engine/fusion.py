@@ -4,7 +4,7 @@ In eval mode a batch norm is a fixed per-channel scale and shift, so it can live
 convolution's weights and bias. The folded network computes the same function to float
 rounding, and no longer spends a pass over every activation map on the norm: on a CPU that was
 a tenth of the demo network's forward time on an Intel processor, and nearly half (85 to 46 ms a
-512×512 slice) on an AMD Zen 5.
+512x512 slice) on an AMD Zen 5.
 
 An eager network keeps its structure: in a copy, each folded convolution takes its norm's
 place and the norm becomes an identity, so the layers keep their names (Grad-CAM hooks them by

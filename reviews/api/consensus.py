@@ -23,6 +23,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.inputs import BIGGEST_ID, id_param
 from reviews import services
 from reviews.api.common import ErrorSerializer, HasRole, ReviewsApi, hidden_or_missing, valid
 from reviews.errors import Invalid
@@ -316,9 +317,10 @@ class ConsensusCaseMaskApi(ReviewsApi):
         references = case.references.all()
         version = request.query_params.get("version", "")
         if version:
-            if not version.isdigit():
-                raise Invalid("version is a whole number", field="version")
-            reference = references.filter(version=int(version)).first()
+            number = id_param(version)
+            if number is None:
+                raise Invalid("version is a positive whole number", field="version")
+            reference = references.filter(version=number).first()
         else:
             reference = references.filter(superseded_by__isnull=True).first()
         if reference is None:
@@ -360,7 +362,9 @@ class ReferenceCreateApi(ReviewsApi):
         class Meta:
             ref_name = "ReferenceInput"
 
-        version = serializers.IntegerField(min_value=0, help_text="the current reference's version (0: none)")
+        version = serializers.IntegerField(
+            min_value=0, max_value=BIGGEST_ID, help_text="the current reference's version (0: none)"
+        )
         # `source` is also Field.source in the stubs; DRF's metaclass takes it as a field all the same.
         source = serializers.CharField(  # type: ignore[assignment]
             max_length=32, help_text='"reading:<id>", "majority", "staple", "edited"'

@@ -79,6 +79,7 @@ class FeedbackExportCreateApi(ReviewsApi):
         data = valid(self.InputSerializer, request.data)
         try:
             feedback_filter = services.FeedbackFilter.from_params(data)
+            feedback_filter.check_names()
         except ValueError as exc:
             raise Invalid(str(exc)) from None
         export = services.feedback_export_request(feedback_filter=feedback_filter, user=request.user)

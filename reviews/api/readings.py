@@ -19,6 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.inputs import BIGGEST_ID
 from inference.auditing import audit_outputs_accessed
 from reviews import services
 from reviews.api.common import (
@@ -63,7 +64,9 @@ def _writable(request: Request, pk: int) -> Reading:
 
 
 class VersionSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, help_text="the reading's version you read")
+    version = serializers.IntegerField(
+        min_value=1, max_value=BIGGEST_ID, help_text="the reading's version you read"
+    )
 
 
 class ReadingListCreateApi(ReviewsApi):
@@ -77,7 +80,9 @@ class ReadingListCreateApi(ReviewsApi):
             ref_name = "ReadingCreateInput"
 
         study_uid = serializers.CharField(max_length=64)
-        project = serializers.IntegerField(required=False, help_text="the project's id; else the caller's")
+        project = serializers.IntegerField(
+            required=False, min_value=1, max_value=BIGGEST_ID, help_text="the project's id; else the caller's"
+        )
 
     @extend_schema(
         operation_id="readings_list",
@@ -230,7 +235,9 @@ class DecisionsApi(ReviewsApi):
 
         kind = serializers.ChoiceField(choices=Decision.Kind.values)
         confidence = serializers.IntegerField(help_text="1 (unsure) to 5 (certain)")
-        finding = serializers.IntegerField(required=False, min_value=1, help_text="the AI finding's index")
+        finding = serializers.IntegerField(
+            required=False, min_value=1, max_value=BIGGEST_ID, help_text="the AI finding's index"
+        )
         target = serializers.CharField(
             required=False, max_length=16, help_text='"added-<n>": an added finding'
         )

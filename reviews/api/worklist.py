@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.inputs import BIGGEST_ID
 from reviews import services
 from reviews.api.common import ErrorSerializer, HasRole, ReviewsApi, has, hidden_or_missing, valid
 from reviews.api.presenting import worklist_row_data
@@ -45,7 +46,9 @@ class WorklistApi(ReviewsApi):
         mine = serializers.BooleanField(
             required=False, default=False, help_text="only studies assigned to me"
         )
-        project = serializers.IntegerField(required=False, allow_null=True, default=None)
+        project = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=1, max_value=BIGGEST_ID
+        )
         page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_PAGE)
 
     @extend_schema(parameters=[InputSerializer], responses={200: OpenApiTypes.OBJECT, 400: ErrorSerializer})

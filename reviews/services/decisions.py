@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from audit.codes import Action
+from config.inputs import id_param
 from inference.derived import codes
 from inference.models import Finding
 from reviews.errors import Conflict, Invalid, StaleVersion
@@ -166,7 +167,7 @@ def _added_target(reading: Reading, given: DecisionInput) -> str:
         numbers = [int(t.split("-", 1)[1]) for t in set(added)]
         return f"added-{max(numbers, default=0) + 1}"
     prefix, _, number = given.target.partition("-")
-    if prefix != "added" or not number.isdigit():
+    if prefix != "added" or id_param(number) is None:
         raise Invalid('target must be "added-<n>", a finding you added', field="target")
     if not Decision.objects.filter(reading=reading, target=given.target).exists():
         raise Invalid(f"there is no added finding {given.target} in this reading", field="target")

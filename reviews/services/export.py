@@ -43,9 +43,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.codes import Action, EventID
 from audit.services import audit_record
+from config.inputs import DATE_RANGE_MESSAGE, id_param, in_date_range
 from config.jobs import job_claim
+from inference.models import ModelVersion
 from reviews.masks import Geometry, Mask, series_geometry
-from reviews.models import Decision, FeedbackExport, Reading, ReferenceStandard
+from reviews.models import Decision, FeedbackExport, Reading, ReadingProject, ReferenceStandard
 from reviews.reader_dicom import decision_mask, ordered_decisions
 from reviews.selectors import decisions_current
 from reviews.services.consensus.export import reference_line, reference_mask, references_current
@@ -106,7 +108,8 @@ class FeedbackFilter:
 
     def apply(self, decisions: QuerySet[Decision]) -> QuerySet[Decision]:
         if self.project:
-            by_id = Q(project_id=int(self.project)) if self.project.isdigit() else Q(pk__in=[])
+            project_pk = id_param(self.project)
+            by_id = Q(project_id=project_pk) if project_pk is not None else Q(pk__in=[])
             decisions = decisions.filter(by_id | Q(project__name=self.project))
         if self.model:
             name, _, version = self.model.partition(":")
@@ -122,6 +125,20 @@ class FeedbackFilter:
         else:
             decisions = decisions.exclude(kind=Decision.Kind.WITHDRAWN)
         return decisions
+
+    def check_names(self) -> None:
+        """Raises ValueError when the project or model named matches none: such an export
+        would only come out empty."""
+        if self.project:
+            project_pk = id_param(self.project)
+            by_id = Q(pk=project_pk) if project_pk is not None else Q(pk__in=[])
+            if not ReadingProject.objects.filter(by_id | Q(name=self.project)).exists():
+                raise ValueError(f"no project has the name or id {self.project[:80]!r}")
+        if self.model:
+            name, _, version = self.model.partition(":")
+            versions = ModelVersion.objects.filter(name=name)
+            if not (versions.filter(version=version) if version else versions).exists():
+                raise ValueError(f"no model {self.model[:80]!r} is registered (name, or name:version)")
 
     def as_params(self) -> dict[str, str]:
         params = {
@@ -143,11 +160,14 @@ class FeedbackFilter:
         reference = params.get("reference", "") in (True, "1", "true", "True")
         if reference and (decision or params.get("model")):
             raise ValueError("a reference export is filtered by project, since and until only")
+        since, until = _moment(params.get("since", ""), "since"), _moment(params.get("until", ""), "until")
+        if since is not None and until is not None and until <= since:
+            raise ValueError("until must be after since")
         return cls(
             project=params.get("project", ""),
             model=params.get("model", ""),
-            since=_moment(params.get("since", ""), "since"),
-            until=_moment(params.get("until", ""), "until"),
+            since=since,
+            until=until,
             decision=decision,
             reference=reference,
         )
@@ -156,12 +176,17 @@ class FeedbackFilter:
 def _moment(value: str, name: str) -> dt.datetime | None:
     if not value:
         return None
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date and time")
+    try:  # both return None for what is not shaped like a date, and raise for 2024-02-30
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None else None
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a date: {exc}") from None
+    if day is not None:
         moment = dt.datetime.combine(day, dt.time())
+    if moment is None:
+        raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date and time")
+    if not in_date_range(moment):
+        raise ValueError(f"{name}: {DATE_RANGE_MESSAGE}")
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
     return moment

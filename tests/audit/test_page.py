@@ -66,10 +66,54 @@ def test_a_date_range_takes_whole_days(admin_client, make_events):
     assert not _ids_on(admin_client.get("/audit/", {"until": "2000-01-01"}))
 
 
-def test_a_bad_filter_is_shown_not_crashed_on(admin_client):
-    response = admin_client.get("/audit/", {"since": "not a date"})
-    assert response.status_code == 200
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "not a date"},
+        {"until": "9999-12-31"},  # a day added to it would overflow
+        {"since": "0001-01-01T00:00:00+14:00"},  # in UTC it would be before year 1
+        {"patient_id": "PAT-9", "since": "2026-13-01"},
+    ],
+)
+def test_a_bad_filter_is_explained_and_offers_no_export(admin_client, make_events, params):
+    make_events(2)
+    response = admin_client.get("/audit/", params)
+    assert response.status_code == 400
     assert b"Correct the filter" in response.content
+    # Exporting "these events" of a filter that does not hold would export the whole trail.
+    assert b"/audit/export/" not in response.content
+    assert b"Prepare large export" not in response.content
+    partial = admin_client.get("/audit/", params, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200  # htmx swaps the explanation into the page
+    assert b"Correct the filter" in partial.content
+
+
+def test_a_date_outside_the_years_a_filter_can_mean_is_refused_everywhere(admin_client, make_events):
+    make_events(2)
+    exports_before = AuditExport.objects.count()
+    for since in ("0001-01-01T00:00:00+14:00", "1899-12-31"):
+        assert b"from the year 1900 to 9000" in admin_client.get("/audit/", {"since": since}).content
+        download = admin_client.get("/audit/export/csv/", {"since": since})
+        assert download.status_code == 400
+        assert b"from the year 1900 to 9000" in download.content
+        queued = admin_client.post("/audit/exports/", {"export_format": "jsonl", "since": since})
+        assert queued.status_code == 400
+        assert b"since" in queued.content
+        assert admin_client.get("/api/v1/audit/events/", {"until": "9999-12-31"}).status_code == 400
+    assert AuditExport.objects.count() == exports_before
+    assert admin_client.get("/audit/").status_code == 200  # and the page goes on serving
+
+
+def test_a_background_export_in_an_unknown_format_says_which_formats_there_are(admin_client):
+    response = admin_client.post("/audit/exports/", {"export_format": "xls"})
+    assert response.status_code == 400
+    assert b"export_format must be one of csv" in response.content
+
+
+def test_paging_ids_that_are_not_ids_are_ignored(admin_client, make_events):
+    make_events(2)
+    for value in ("\u00b2", "99999999999999999999999", "-1"):
+        assert admin_client.get("/audit/", {"before": value}).status_code == 200
 
 
 def test_quick_filters_are_offered(admin_client):

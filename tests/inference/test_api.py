@@ -174,3 +174,11 @@ def test_the_study_panel_says_it_is_a_demonstration_model(done, study, rita):
     assert panel.status_code == 200
     assert b"demonstration model trained on synthetic data, not a medical device" in panel.content
     assert b"data-finding-index" in panel.content
+
+
+def test_cancelling_a_finished_job_from_the_page_says_why_nothing_happened(done, ada):
+    response = _client(ada).post(f"/inference/jobs/{done.pk}/cancel/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 409  # swapped in by htmx like a 200 (templates/base.html)
+    assert f"Job {done.pk} is already succeeded: there is nothing to cancel.".encode() in response.content
+    done.refresh_from_db()
+    assert done.status == "succeeded"

@@ -149,7 +149,7 @@ PAGES = [
     Row(
         "POST",
         "/inference/jobs/{jS}/cancel/",
-        (LOGIN, OK, DENIED, DENIED, HIDDEN, OK, LOGIN),
+        (LOGIN, CONFLICT, DENIED, DENIED, HIDDEN, CONFLICT, LOGIN),  # the job is already finished
         json=False,
     ),
     Row(

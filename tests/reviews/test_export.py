@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import nibabel as nib
@@ -121,10 +122,8 @@ def _instance_bytes(sop_uid):
     [
         ({"decision": "edited"}, ["edited"]),
         ({"project": "Chest CT second reading"}, ["accepted", "edited", "added"]),
-        ({"project": "Another"}, []),
         # The added finding was drawn with the AI in view: the model missed it, it belongs to it.
         ({"model": "demo-unet:1.0.0"}, ["accepted", "edited", "added"]),
-        ({"model": "other-model"}, []),
         ({"since": "2000-01-01", "until": "2999-01-01"}, ["accepted", "edited", "added"]),
         ({"until": "2000-01-01"}, []),
     ],
@@ -133,6 +132,27 @@ def test_the_export_filters_by_project_model_date_and_decision(submitted, tmp_pa
     folder = tmp_path / "out"
     call_command("export_feedback", "-o", str(folder), *[f"--{k}={v}" for k, v in options.items()])
     assert [line["decision"] for line in _manifest(folder)] == kinds
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--project=Another", "no project has the name or id 'Another'"),
+        ("--project=99999999999999999999999", "no project has the name or id"),
+        ("--model=other-model", "no model 'other-model' is registered"),
+        ("--model=demo-unet:9.9.9", "no model 'demo-unet:9.9.9'"),
+        ("--since=0001-01-01T00:00:00+14:00", "from the year 1900 to 9000"),
+        ("--since=2024-02-30", "since is not a date"),
+        ("--until=2024-01-01", "until must be after since"),
+    ],
+)
+def test_the_command_refuses_a_filter_that_could_only_fail_or_come_out_empty(
+    submitted, tmp_path, option, message
+):
+    """A typing slip in a name gives an error, not an empty folder that looks like an answer."""
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("export_feedback", "-o", str(tmp_path / "out"), "--since=2024-06-01", option)
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_command_refuses_a_folder_that_is_not_empty_or_a_bad_date(tmp_path):
@@ -185,7 +205,21 @@ def test_admins_export_in_the_background_and_fetching_is_audited(
     assert FeedbackExport.objects.get(pk=export_id).file_name
 
 
-def test_a_bad_export_filter_gets_400(ada):
-    response = api(ada).post("/api/v1/feedback/exports/", {"since": "soon"}, format="json")
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"since": "soon"}, "since must be a date"),
+        ({"since": "2024-02-30"}, "since is not a date: day is out of range for month"),
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since: Enter a date from the year 1900 to 9000."),
+        ({"until": "0001-01-01T00:00:00+14:00"}, "until: Enter a date from the year 1900 to 9000."),
+        ({"since": "2025-03-10", "until": "2025-03-09"}, "until must be after since"),
+        ({"project": "\u00b2"}, "no project has the name or id"),
+        ({"project": "99999999999999999999999"}, "no project has the name or id"),
+        ({"model": "no-such-model"}, "no model 'no-such-model' is registered"),
+    ],
+)
+def test_a_bad_export_filter_gets_400_and_queues_nothing(in_project, ada, body, message):
+    response = api(ada).post("/api/v1/feedback/exports/", body, format="json")
     assert response.status_code == 400
-    assert "date" in response.json()["detail"]
+    assert message in response.json()["detail"]
+    assert not FeedbackExport.objects.exists()

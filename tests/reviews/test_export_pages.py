@@ -176,6 +176,8 @@ def test_a_failed_export_shows_its_error(admin_client, ada):
         ({"since": "2025-03-10", "until": "2025-03-09"}, "The end date is before the start date."),
         ({"reference": "on", "decision": "accepted"}, "A reference export is filtered by project"),
         ({"model": "no-such-model:9"}, "Select a valid choice."),
+        ({"until": "9999-12-31"}, "Enter a date from the year 1900 to 9000."),  # a day later overflows
+        ({"since": "0001-01-01"}, "Enter a date from the year 1900 to 9000."),
     ],
 )
 def test_a_bad_filter_is_shown_in_the_form_and_nothing_is_queued(admin_client, fields, message):
@@ -184,6 +186,14 @@ def test_a_bad_filter_is_shown_in_the_form_and_nothing_is_queued(admin_client, f
     assert message in response.content.decode()
     assert 'role="alert"' in response.content.decode()
     assert not FeedbackExport.objects.exists()
+
+
+def test_an_export_stored_with_a_date_no_filter_takes_now_still_lists(admin_client, ada):
+    """Exports asked for before dates were bounded may hold year 1: the page still serves."""
+    FeedbackExport.objects.create(requested_by=ada, filters={"since": "0001-01-01T00:00:00+14:00"})
+    response = admin_client.get("/feedback/")
+    assert response.status_code == 200
+    assert "from 0001-01-01T00:00:00+14:00" in response.content.decode()
 
 
 def test_radiologists_are_refused_and_the_refusal_audited(client, rita, ada):

@@ -94,6 +94,16 @@ def test_opening_a_reading_twice_returns_the_same_one(in_project, rita):
     assert ProjectStudy.objects.get(study=in_project.study).reading_status == "in_progress"
 
 
+@pytest.mark.parametrize("value", [0, -1, 2**63, 10**23, "\u00b2"])
+def test_a_project_that_cannot_be_an_id_is_refused_and_starts_nothing(in_project, rita, value):
+    response = api(rita).post(
+        "/api/v1/readings/", {"study_uid": in_project.study.study_uid, "project": value}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "project"
+    assert not Reading.objects.exists()
+
+
 def test_heartbeats_count_active_time_per_phase_and_refuse_idle_gaps(in_project, rita):
     client = api(rita)
     reading = _start(client, in_project)

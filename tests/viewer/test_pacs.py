@@ -184,6 +184,10 @@ def test_the_pacs_page_says_when_no_pacs_is_configured(client, rita, settings):
     assert response.status_code == 200
     assert b"No PACS is configured" in response.content
     assert b"<form" not in response.content.split(b"<main>")[1]
+    pull = client.post(reverse("pacs-pull-start"), {"study_uid": "1.2.3"})
+    assert pull.status_code == 400
+    assert b"no PACS is configured" in pull.content
+    assert PacsPull.objects.count() == 0  # nothing queued to fail later
 
 
 @pytest.mark.django_db

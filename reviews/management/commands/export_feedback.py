@@ -48,6 +48,7 @@ class Command(BaseCommand):
                     "reference": "1" if options["reference"] else "",
                 }
             )
+            feedback_filter.check_names()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         count = feedback_export_write(

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from config.inputs import id_param
 from reviews.masks import Geometry, Mask, mask_load, series_geometry
 from reviews.models import Reading, ReferenceStandard
 
@@ -44,7 +45,8 @@ def references_current(
         "case__project", "case__entry__study", "adjudicator"
     )
     if project:
-        by_id = Q(case__project_id=int(project)) if project.isdigit() else Q(pk__in=[])
+        project_pk = id_param(project)
+        by_id = Q(case__project_id=project_pk) if project_pk is not None else Q(pk__in=[])
         references = references.filter(by_id | Q(case__project__name=project))
     if since:
         references = references.filter(created_at__gte=since)
