@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from scipy import ndimage
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
 from tests.browser.conftest import ingest_study
@@ -287,6 +288,26 @@ def test_a_brush_stroke_changes_the_labelmap_and_undo_takes_it_back(page, browse
     until(lambda: page.evaluate(LABELMAP_COUNT) == 0, what="undo to clear the stroke")
     page.keyboard.press("Control+y")
     until(lambda: page.evaluate(LABELMAP_COUNT) == painted, what="redo to restore it")
+    assert browser_errors == []
+
+
+def test_a_click_made_just_before_the_brush_is_chosen_paints_nothing(page, browser_errors, ct):
+    """Cornerstone hands a single click to the tools up to 400 ms late (double-click detection);
+    a click with the window tool followed at once by B must not become a brush dab."""
+    open_viewer(page, ct.study_uid)
+    x, y = centre_of(page)
+    page.mouse.click(x - 60, y - 60)  # the window tool: a click changes nothing
+    page.keyboard.press("b")
+    page.mouse.move(x - 30, y + 40)
+    page.mouse.down()
+    page.mouse.move(x + 30, y + 40, steps=8)
+    page.mouse.up()
+    until(lambda: page.evaluate(LABELMAP_COUNT), what="the brush to paint")
+    page.wait_for_timeout(600)  # past Cornerstone's double-click window
+    labelmap = page.evaluate(LABELMAP_AS_LISTS)
+    first = np.array(labelmap[ct.datasets[0].SOPInstanceUID], dtype=np.uint8).reshape(128, 128)
+    _, parts = ndimage.label(first)
+    assert parts == 1, "only the stroke is painted, not the click before the brush"
     assert browser_errors == []
 
 

@@ -16,7 +16,7 @@ import {
   utilities as toolUtilities,
 } from "@cornerstonejs/tools";
 
-const { MouseBindings } = ToolEnums;
+const { MouseBindings, Events: ToolEvents } = ToolEnums;
 const TOOL_GROUP_ID = "overread-tools";
 
 /** Names the toolbar and shortcuts use, and the Cornerstone tool (instance) behind each. */
@@ -68,6 +68,13 @@ export class ViewerTools {
     group.setToolDisabled(TOOLS.Eraser);
     this.setTool("WindowLevel");
 
+    // Cornerstone hands a single click's mouse-down to the tools up to 400 ms late (it waits
+    // to tell it from a double click). A press made before the tool changed must not reach the
+    // new tool: a click with the window tool, then N, would leave a brush dab in the finding.
+    for (const type of [ToolEvents.MOUSE_DOWN, ToolEvents.MOUSE_DOWN_ACTIVATE]) {
+      viewer.root.addEventListener(type, (event) => this._dropIfPressedBefore(event), true);
+    }
+
     viewer.addEventListener("slotenabled", ({ detail }) => group.addViewport(detail.slot.id, viewer.engine.id));
     viewer.addEventListener("slotdisabled", ({ detail }) => group.removeViewports(viewer.engine.id, detail.slot.id));
   }
@@ -83,11 +90,17 @@ export class ViewerTools {
     }
     group.setToolActive(tool, { bindings: [{ mouseButton: MouseBindings.Primary }] });
     this.primary = tool;
+    this.changedAt = performance.now(); // the clock of Event.timeStamp
     this.viewer.root.querySelectorAll("[data-tool]").forEach((button) => {
       button.setAttribute("aria-pressed", String(button.dataset.tool === name));
     });
     if (tool === TOOLS.Brush || tool === TOOLS.Eraser) this.setBrushSize(this.brushSize);
     this.viewer.dispatchEvent(new CustomEvent("toolchanged", { detail: { name } }));
+  }
+
+  _dropIfPressedBefore(event) {
+    const pressed = event.detail?.event?.timeStamp;
+    if (pressed !== undefined && pressed < this.changedAt) event.stopImmediatePropagation();
   }
 
   get toolName() {
