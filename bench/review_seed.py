@@ -169,6 +169,7 @@ def _studies(numbers: range, rng: random.Random) -> list[Study]:
             accession_number=f"BA{n:08d}",
             description=rng.choice(("CT CHEST", "CT CHEST W/O", "CT THORAX LOW DOSE")),
             modalities="CT",
+            acquired_modalities="CT",
         )
         for n, patient in zip(numbers, patients, strict=True)
     )

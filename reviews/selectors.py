@@ -99,9 +99,22 @@ BLIND_PHASES = (Reading.Phase.UNAIDED, Reading.Phase.LOCKED)
 def ai_blind_scope(*, user: Any) -> Q:
     """Condition on InferenceJob: no AI output of a study the user is reading blind (an
     unaided read not locked yet, or locked with no AI revealed): the AI reaches the reader
-    through the reading's reveal only, whatever route they try."""
-    blind = Reading.objects.filter(reader=user.pk, study=OuterRef("series__study_id"), phase__in=BLIND_PHASES)
-    return ~Q(Exists(blind))
+    through the reading's reveal only, whatever route they try. A study whose AI one of the
+    user's readings has revealed (they read it in two projects) is no longer blind to them."""
+    theirs = Reading.objects.filter(reader=user.pk, study=OuterRef("series__study_id"))
+    blind = theirs.filter(phase__in=BLIND_PHASES)
+    revealed = theirs.filter(revealed_job__isnull=False)
+    return ~Q(Exists(blind)) | Q(Exists(revealed))
+
+
+def unaided_elsewhere(*, reader: Any, study_pk: int, excluding: int | None = None) -> Reading | None:
+    """The reader's reading of the study, in another project, whose unaided read is still open.
+    While there is one, no reading of that study reveals the AI to them: the open read would
+    no longer be unaided."""
+    readings = Reading.objects.filter(reader=reader.pk, study_id=study_pk, phase=Reading.Phase.UNAIDED)
+    if excluding is not None:
+        readings = readings.exclude(pk=excluding)
+    return readings.select_related("project").order_by("pk").first()
 
 
 def reader_series_scope(*, user: Any) -> Q:
@@ -112,9 +125,13 @@ def reader_series_scope(*, user: Any) -> Q:
     return ~Q(producer_kind=Series.Producer.READING) | admins | Q(Exists(own))
 
 
-def revealable_job(*, user: Any, series: Any) -> InferenceJob | None:
+def revealable_job(*, user: Any, series: Any, reading: int | None = None) -> InferenceJob | None:
     """The newest succeeded job of an active model on a reading's series that the reader may
-    see once the reading reveals it (jobs_for_user hides it while the read is blind)."""
+    see once the reading (its pk: `reading`, none before it exists) reveals it
+    (jobs_for_user hides it while the read is blind); none while the reader's unaided read of
+    the study is open in another project (unaided_elsewhere)."""
+    if unaided_elsewhere(reader=user, study_pk=series.study_id, excluding=reading) is not None:
+        return None
     return (
         InferenceJob.objects.filter(ai_scope(user=user))
         .filter(
@@ -313,7 +330,7 @@ def _worklist_filtered(*, user: Any, worklist_filter: WorklistFilter) -> QuerySe
         # The rank narrows the index range; the triage picks within it.
         entries = entries.filter(triage_rank=ProjectStudy.TRIAGE_RANK[triage], ai_triage=triage)
     if f.modality:
-        entries = entries.filter(study__modalities__contains=f.modality.upper())
+        entries = entries.filter(study__acquired_modalities__contains=f.modality.upper())
     if f.q:
         entries = _searched(entries, f.q.strip())
     if f.mine:

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
+from config.inputs import id_param
 from reviews.models import ProjectStudy
 from reviews.selectors import (
     MAX_PAGE,
@@ -53,7 +54,7 @@ def _filter(request: HttpRequest) -> WorklistFilter:
         modality=get.get("modality", "").strip()[:16],
         q=get.get("q", "").strip()[:64],
         mine=get.get("mine", "") in {"1", "on", "true"},
-        project=int(project) if project.isdigit() else None,
+        project=id_param(project),
     )
 
 
@@ -71,7 +72,7 @@ def _row_cells(row: WorklistRow) -> dict[str, Any]:
         "patient": row.patient_name,
         "identifiers": " · ".join(i for i in identifiers if i),
         "date": study.study_date.strftime("%Y-%m-%d") if study.study_date else "—",
-        "modalities": " / ".join(m for m in study.modalities.split("\\") if m) or "—",  # CT\SEG: CT / SEG
+        "modalities": " / ".join(m for m in study.acquired_modalities.split("\\") if m) or "—",  # CT\PT: CT / PT
         "description": study.description or "—",
         "ai_status": job.status if job is not None else "none",
         "ai_note": "hidden" if row.ai_hidden else ("none" if job is None else ""),
@@ -95,8 +96,7 @@ def worklist(request: HtmxRequest) -> HttpResponse:
     if any("\x00" in value for value in request.GET.values()):
         return HttpResponseBadRequest("A filter holds a NUL byte.")
     worklist_filter = _filter(request)
-    page_param = request.GET.get("page", "")
-    number = min(int(page_param), MAX_PAGE) if page_param.isdigit() and int(page_param) > 0 else 1
+    number = min(id_param(request.GET.get("page", "")) or 1, MAX_PAGE)
     page = worklist_page(user=request.user, worklist_filter=worklist_filter, page=number)
     params = worklist_filter.as_params()
     projects = list(projects_for_user(user=request.user).distinct().only("pk", "name"))

@@ -39,6 +39,9 @@ class Study(models.Model):
     referring_physician = models.CharField(max_length=324, blank=True, default="")
     # Backslash-joined distinct modalities of the study's series (QIDO ModalitiesInStudy).
     modalities = models.CharField(max_length=128, blank=True, default="")
+    # The same of the series acquired, not those Overread wrote (an AI job's SEG, Parametric
+    # Map and SR, a reader's SEG and SR): what a worklist shows, blind to the AI or not.
+    acquired_modalities = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from inference.models import InferenceJob
 from reviews.models import Decision, Reading
-from reviews.selectors import WorklistRow, decisions_current, revealable_job
+from reviews.selectors import WorklistRow, decisions_current, revealable_job, unaided_elsewhere
 from reviews.services.decisions import LABELS
+from reviews.services.readings import withheld_because
 
 
 def _iso(value: Any) -> str | None:
@@ -83,6 +84,13 @@ def _waits_for_ai(reading: Reading) -> bool:
     )
 
 
+def _ai_withheld(reading: Reading) -> str | None:
+    """Why the AI is not revealed although the reading waits for it, when the reason is the
+    reader's open unaided read of the study in another project."""
+    elsewhere = unaided_elsewhere(reader=reading.reader, study_pk=reading.study_id, excluding=reading.pk)
+    return withheld_because(elsewhere) if elsewhere is not None else None
+
+
 def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
     project = reading.project
     job = reading.revealed_job if show_ai else None
@@ -119,7 +127,8 @@ def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
         # would find a result now, so a client polls this rather than the reveal.
         "ai_ready": show_ai
         and _waits_for_ai(reading)
-        and revealable_job(user=reading.reader, series=reading.series) is not None,
+        and revealable_job(user=reading.reader, series=reading.series, reading=reading.pk) is not None,
+        "ai_withheld": _ai_withheld(reading) if show_ai and _waits_for_ai(reading) else None,
         "decisions": [decision_data(d) for d in decisions_current(reading=reading).select_related("reader")],
         "seg_sop_uid": reading.seg_sop_uid or None,
         "sr_sop_uid": reading.sr_sop_uid or None,
@@ -144,7 +153,7 @@ def worklist_row_data(row: WorklistRow) -> dict[str, Any]:
         "patient_name": study.patient.name,
         "study_date": _iso(study.study_date),
         "accession": study.accession_number,
-        "modalities": [m for m in study.modalities.split("\\") if m],
+        "modalities": [m for m in study.acquired_modalities.split("\\") if m],
         "description": study.description,
         "waiting_since": _iso(entry.waiting_since),
         "ai": (

@@ -22,7 +22,7 @@ from reviews.errors import Conflict, Invalid, StaleVersion
 from reviews.masks import MaskError, series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
-from reviews.selectors import revealable_job
+from reviews.selectors import revealable_job, unaided_elsewhere
 from reviews.services.consensus.answers import answers_check
 from reviews.services.projects import project_status_refresh
 from viewer.models import Series
@@ -154,7 +154,7 @@ def reading_lock(
         changes["unaided_impression"] = unaided_impression
     job = None
     if not ai_hidden_from(member_role(reading.reader, reading.project), reading.project):
-        job = revealable_job(user=reading.reader, series=reading.series)
+        job = revealable_job(user=reading.reader, series=reading.series, reading=reading.pk)
     if job is not None:
         changes.update(phase=Phase.AI_REVEALED, revealed_job=job, revealed_at=now)
     with transaction.atomic():
@@ -173,7 +173,10 @@ def reading_reveal(*, reading: Reading, version: int, request: HttpRequest | Non
     )
     if not waiting:
         raise Conflict(f"there is nothing to reveal: the reading is {reading.phase}")
-    job = revealable_job(user=reading.reader, series=reading.series)
+    elsewhere = unaided_elsewhere(reader=reading.reader, study_pk=reading.study_id, excluding=reading.pk)
+    if elsewhere is not None:
+        raise Conflict(withheld_because(elsewhere))
+    job = revealable_job(user=reading.reader, series=reading.series, reading=reading.pk)
     if job is None:
         raise Conflict("no AI result to reveal yet: the AI has not finished reading this series")
     with transaction.atomic():
@@ -184,6 +187,15 @@ def reading_reveal(*, reading: Reading, version: int, request: HttpRequest | Non
     if request is not None:
         audit_outputs_accessed(request, job)
     return reading
+
+
+def withheld_because(elsewhere: Reading) -> str:
+    """Why a reading shows no AI while the same reader's unaided read of the study is open
+    in another project."""
+    return (
+        f"The AI stays hidden while your unaided read of this study in “{elsewhere.project.name}” "
+        "is open: lock that read first."
+    )
 
 
 # --- Shared by the writes ----------------------------------------------------------------------

@@ -99,3 +99,41 @@ def test_a_readers_seg_and_sr_are_theirs_and_the_admins_alone(
     [series_uid] = Series.objects.filter(instances__sop_instance_uid=sop).values_list("series_uid", flat=True)
     wado = session(rob).get(f"/dicomweb/studies/{uid}/series/{series_uid}/instances/{sop}/metadata")
     assert wado.status_code == 404
+
+
+def test_a_study_read_in_two_projects_shows_its_ai_in_neither_while_one_unaided_read_is_open(
+    in_project: AiResult, rita: Any, project: Any
+):
+    from reviews.models import MemberRole, ProjectMember, ReadingProject
+    from reviews.services import project_studies_add
+
+    other = ReadingProject.objects.create(name="Nodule audit")
+    ProjectMember.objects.create(project=other, user=rita, role=MemberRole.RADIOLOGIST)
+    project_studies_add(project=other, studies=[in_project.study])
+    uid, job = in_project.study.study_uid, in_project.job.pk
+    client = api(rita)
+    first = client.post("/api/v1/readings/", {"study_uid": uid, "project": project.pk}, format="json").json()
+    second = client.post("/api/v1/readings/", {"study_uid": uid, "project": other.pk}, format="json").json()
+
+    # Locking the second read must not show the AI: the first read would no longer be unaided.
+    locked = client.post(f"/api/v1/readings/{second['id']}/lock/", {"version": 1}, format="json").json()
+    assert (locked["phase"], locked["ai"], locked["ai_ready"]) == ("locked", None, False)
+    assert "Chest CT second reading" in locked["ai_withheld"]
+    reveal = client.post(
+        f"/api/v1/readings/{second['id']}/reveal/", {"version": locked["version"]}, format="json"
+    )
+    assert reveal.status_code == 409
+    assert "lock that read first" in reveal.json()["detail"]
+    assert client.get(f"/api/v1/studies/{uid}/ai/").json()["status"] == "none"
+    assert client.get(f"/api/v1/inference/jobs/{job}/arrays/mask/").status_code == 404
+
+    # Once the first read is locked, both may show it.
+    done = client.post(f"/api/v1/readings/{first['id']}/lock/", {"version": 1}, format="json").json()
+    assert done["phase"] == "ai_revealed"
+    waiting = client.get(f"/api/v1/readings/{second['id']}/").json()
+    assert (waiting["ai_ready"], waiting["ai_withheld"]) == (True, None)
+    shown = client.post(
+        f"/api/v1/readings/{second['id']}/reveal/", {"version": waiting["version"]}, format="json"
+    )
+    assert shown.json()["phase"] == "ai_revealed"
+    assert client.get(f"/api/v1/inference/jobs/{job}/arrays/mask/").status_code == 200

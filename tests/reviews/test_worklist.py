@@ -17,6 +17,7 @@ from reviews.models import Assignment, MemberRole, ProjectMember, ProjectStudy, 
 from reviews.selectors import WorklistFilter, worklist_page
 from reviews.services import project_studies_add, project_triage_refresh
 from tests.reviews.helpers import api, model_version
+from viewer.ingest.rows import study_modalities_refresh
 from viewer.links import study_viewer_path_maker
 from viewer.models import Patient, Series, Study
 
@@ -43,6 +44,7 @@ def make_study(
         description=description,
         accession_number=accession or f"ACC{n}",
         modalities=modality,
+        acquired_modalities=modality,
     )
     Study.objects.filter(pk=study.pk).update(created_at=timezone.now() - dt.timedelta(hours=hours_waiting))
     study.refresh_from_db()
@@ -200,13 +202,28 @@ def test_the_page_lists_rows_that_open_the_viewer_and_polls_while_a_job_runs(wor
     assert "hx-trigger" not in done  # the partial stops polling once nothing runs
 
 
-def test_the_modalities_read_as_a_list_not_as_dicom_writes_them(worklist_project, rita, client):
-    study = make_study(hours_waiting=1, modality="CT\\SEG\\SR")
+def test_the_modalities_are_the_acquired_ones_as_a_list(worklist_project, rita, anna, client):
+    """The AI's SEG, Parametric Map and SR are not shown: to a reader blind to the AI a SEG
+    would say the AI found something."""
+    study = make_study(hours_waiting=1, modality="CT")
+    Series.objects.create(series_uid=f"{study.study_uid}.2", study=study, modality="PT")
+    for n, modality in enumerate(("SEG", "OT", "SR"), start=3):
+        Series.objects.create(
+            series_uid=f"{study.study_uid}.{n}",
+            study=study,
+            modality=modality,
+            producer_kind=Series.Producer.AI_JOB,
+            producer_id=1,
+        )
+    study_modalities_refresh(study)
     project_studies_add(project=worklist_project, studies=[study])
-    client.force_login(rita)
-    html = client.get("/").content.decode()
-    assert "<td>CT / SEG / SR</td>" in html
-    assert "CT\\SEG" not in html
+    for user in (rita, anna):
+        client.force_login(user)
+        html = client.get("/").content.decode()
+        assert "<td>CT / PT</td>" in html  # not as DICOM joins them, CT\\PT
+        assert "SEG" not in html
+        assert "No studies are waiting for you." in client.get("/", {"modality": "SEG"}).content.decode()
+    assert api(anna).get("/api/v1/worklist/").json()["results"][0]["modalities"] == ["CT", "PT"]
 
 
 def test_an_empty_worklist_says_so(rita, client):

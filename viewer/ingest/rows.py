@@ -94,9 +94,14 @@ def index_rows_write(
 
 
 def study_modalities_refresh(study: Study) -> None:
-    """Recomputes ModalitiesInStudy from the series, under the study's row lock."""
+    """Recomputes ModalitiesInStudy (and the acquired series' modalities) from the series,
+    under the study's row lock."""
     locked = Study.objects.select_for_update().only("pk", "modalities").get(pk=study.pk)
-    modalities = sorted(set(Series.objects.filter(study=locked).values_list("modality", flat=True)) - {""})
+    series = Series.objects.filter(study=locked).values_list("modality", "producer_kind")
+    every = {modality for modality, _ in series} - {""}
+    acquired = {modality for modality, producer in series if not producer} - {""}
     Study.objects.filter(pk=locked.pk).update(
-        modalities="\\".join(modalities)[:128], updated_at=timezone.now()
+        modalities="\\".join(sorted(every))[:128],
+        acquired_modalities="\\".join(sorted(acquired))[:128],
+        updated_at=timezone.now(),
     )
