@@ -126,20 +126,39 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
         lambda: page.locator("[data-adj-history-list] li").count() == 1, what="the reference in the history"
     )
     shot(page, "consensus-adjudicated.png")
+
+    # A second tab records a newer reference behind the first one's back.
+    other = context.new_page()
+    other.on("pageerror", lambda error: errors.append(str(error)))
+    other.goto(page.url)
+    other.locator('[data-adjudication][data-adjudication-state="ready"]').wait_for(timeout=30_000)
+    other.locator("[data-adj-rationale]").fill("Second look: solid.")
+    other.get_by_role("button", name="Record the reference standard").click()
+    until(lambda: other.locator("[data-adj-history-list] li").count() == 2, what="the second tab's reference")
+    # The first tab, stale, records part-solid: refused, and its choices stay as they were.
+    page.get_by_label("part-solid", exact=True).check()
+    page.locator("[data-adj-rationale]").fill("Part-solid after all.")
+    page.get_by_role("button", name="Record the reference standard").click()
+    message = page.locator("[data-adj-message]")
+    until(lambda: "recorded meanwhile" in message.inner_text(), what="the conflict explained")
+    assert page.locator("[data-adj-history-list] li").count() == 2, "the newer reference is shown"
+    assert page.get_by_label("part-solid", exact=True).is_checked(), "the adjudicator's answer is kept"
+    page.get_by_role("button", name="Record the reference standard").click()
+    until(lambda: page.locator("[data-adj-history-list] li").count() == 3, what="the checked reference")
     context.close()
     assert errors == []
 
     # The reference standard and its provenance.
     case.refresh_from_db()
     assert case.status == ConsensusCase.Status.ADJUDICATED
-    reference = case.references.get()
+    assert case.references.get(superseded_by__isnull=True).answers == {"nodule_type": "part-solid"}
+    reference = case.references.get(version=1)
     reads = Reading.objects.filter(project=project["project"], phase=Reading.Phase.SUBMITTED)
     assert reference.adjudicator == project["adjudicator"]
     assert (reference.source, reference.fusion) == ("edited", "staple")
     assert sorted(reference.readings) == sorted(reads.values_list("pk", flat=True))
     assert reference.answers == {"nodule_type": "solid"}
     assert reference.rationale.startswith("STAPLE's mask")
-    assert reference.version == 1
     assert reference.mask_voxels > 0
     # Each reader stays blind to the other: two readings, each with only its own finding.
     assert {r.reader.username for r in reads} == {"ann", "abe"}

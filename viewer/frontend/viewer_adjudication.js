@@ -248,10 +248,22 @@ export class AdjudicationPanel {
     }
     const answer = await response.json().catch(() => ({}));
     if (response.ok) return answer;
-    this._say(answer.detail ? `${answer.detail.charAt(0).toUpperCase()}${answer.detail.slice(1)}` : `The server answered ${response.status}.`, "error");
+    const detail = answer.detail ? `${answer.detail.charAt(0).toUpperCase()}${answer.detail.slice(1)}` : `The server answered ${response.status}.`;
+    this._say(detail, "error");
     if (response.status === 409 && method === "POST") {
+      // Show the reference recorded meanwhile, but keep what this adjudicator chose: their
+      // answers and source must not silently become the other one's.
+      const chosen = [...this.root.querySelectorAll("input[type=radio]:checked")].map((r) => [r.name, r.value]);
       this.case = (await this._call("GET", this.root.dataset.caseUrl)) || this.case;
       this._render();
+      for (const [name, value] of chosen) {
+        const input = [...this.root.querySelectorAll("input[type=radio]")].find((r) => r.name === name && r.value === value);
+        if (input) input.checked = true;
+      }
+      if (answer.field === "version") {
+        const now = this.case.references?.length ? ` (version ${Math.max(...this.case.references.map((r) => r.version))})` : "";
+        this._say(`A reference was recorded meanwhile${now}: see the history. Your choices are kept: check them against it and record again.`, "error");
+      }
     }
     return null;
   }

@@ -31,6 +31,12 @@ const PHASE_WORDS = {
   submitted: "Submitted.",
 };
 
+/** "urgent (score 0.97)": what the reader agrees or disagrees with. */
+function triageWords({ triage, study_score: score }) {
+  const level = triage || "no triage level";
+  return typeof score === "number" ? `${level} (score ${score.toFixed(2)})` : level;
+}
+
 export class ReviewPanel {
   constructor(app, root) {
     this.app = app;
@@ -70,19 +76,23 @@ export class ReviewPanel {
 
   // --- Decisions -------------------------------------------------------------------------------
   accept(index = this.current) {
+    if (this._submitted()) return undefined;
     if (index == null) return this._say("Pick an AI finding first (J and K move between them).");
     return this._decide({ kind: "accepted", finding: index });
   }
 
   /** Starts editing AI finding `index` with the brush: Save (Enter) posts the new mask. */
   async edit(index = this.current) {
+    if (this._submitted()) return undefined;
     const finding = this._aiFinding(index);
     if (!finding) return this._say("Pick an AI finding first (J and K move between them).");
+    this.current = index; // J, K and A go on from the finding being edited
     await this.app.overlay.jumpTo(index);
     this._startEditing({ target: `ai-${index}`, segment: index, kind: "edited", finding: index, label: this._finalLabel(index) });
   }
 
   override(index = this.current) {
+    if (this._submitted()) return undefined;
     if (!this._aiFinding(index)) return this._say("Pick an AI finding first (J and K move between them).");
     this.current = index;
     const form = this.$("override");
@@ -95,7 +105,7 @@ export class ReviewPanel {
 
   /** Starts painting a finding of the reader's own (one the AI missed, or any in the unaided read). */
   async addFinding() {
-    if (!(await this._readingSeriesShown())) return;
+    if (this._submitted() || !(await this._readingSeriesShown())) return;
     const numbers = this.reading.decisions.filter((d) => d.target.startsWith("added-")).map((d) => Number(d.target.slice(6)));
     const next = Math.max(0, ...numbers) + 1;
     this._startEditing({ target: null, segment: ADDED_BASE + next, kind: "added", label: this.$("label").value || this.reading.labels[0] });
@@ -206,6 +216,13 @@ export class ReviewPanel {
   }
 
   // --- Internals ---------------------------------------------------------------------------
+  /** True (and says so) once the reading is submitted: its decisions no longer change. */
+  _submitted() {
+    if (this.reading?.phase !== "submitted") return false;
+    this._say("This reading is submitted: its findings and decisions can no longer change.");
+    return true;
+  }
+
   async _decide(fields) {
     if (!this.reading) return null;
     const body = { version: this.reading.version, confidence: this._confidence(), ...fields };
@@ -214,7 +231,7 @@ export class ReviewPanel {
     const { decision, version } = answer;
     this.reading.version = version;
     this.reading.decisions = [...this.reading.decisions.filter((d) => d.target !== decision.target), decision];
-    this._say(`${KIND_WORDS[decision.kind]}: ${describeTarget(decision.target)}${decision.dice != null ? ` (Dice with the AI ${decision.dice.toFixed(2)})` : ""}.`);
+    this._say(`${KIND_WORDS[decision.kind]}: ${describeTarget(decision.target)}${decision.kind === "edited" && decision.dice != null ? ` (Dice with the AI ${decision.dice.toFixed(2)})` : ""}.`);
     this._render();
     this._paintDecisions();
     return decision;
@@ -298,9 +315,12 @@ export class ReviewPanel {
   async _checkForAi() {
     if (!this._waitsForAi()) return;
     const reading = await this._call("GET", this.reading.urls.self, undefined, { quiet: true });
-    if (reading) this.reading.ai_ready = reading.ai_ready;
+    if (reading) Object.assign(this.reading, { ai_ready: reading.ai_ready, ai_withheld: reading.ai_withheld });
     if (this.reading.ai_ready) await this.reveal({ quiet: true });
-    else this._waitForAi();
+    else {
+      this._render();
+      this._waitForAi();
+    }
   }
 
   /** The labelmap as the reading's current decisions leave it (added and edited masks). */
@@ -362,6 +382,19 @@ export class ReviewPanel {
 
   /** fetch + JSON; on an error says why in the panel (409: reloads the reading) and gives null. */
   async _call(method, url, body, { quiet = false } = {}) {
+    if (method === "GET") return this._send(method, url, body, { quiet });
+    if (this.writing) return null; // a double click, or a key held down: the first write is on its way
+    this.writing = true;
+    this.root.setAttribute("aria-busy", "true");
+    try {
+      return await this._send(method, url, body, { quiet });
+    } finally {
+      this.writing = false;
+      this.root.removeAttribute("aria-busy");
+    }
+  }
+
+  async _send(method, url, body, { quiet }) {
     let response;
     try {
       response = await fetch(url, {
@@ -379,7 +412,7 @@ export class ReviewPanel {
     if (quiet) return null;
     const detail = answer.detail || `the server answered ${response.status}`;
     if (response.status === 409 && answer.field === "version") {
-      this._say(`This reading changed in another window (${detail}); it is reloaded: check it and try again.`, "error");
+      this._say("This reading was changed in another window or tab. It now shows what is saved: check it and try again.", "error");
       await this._reload();
     } else {
       this._say(detail.charAt(0).toUpperCase() + detail.slice(1), "error");
@@ -464,12 +497,14 @@ export class ReviewPanel {
     const phase = reading.phase;
     this.root.dataset.phase = phase;
     const words = reading.project.show_ai ? PHASE_WORDS : { ...PHASE_WORDS, ...PHASE_WORDS_NO_AI };
-    this.$("phase").textContent = words[phase] || phase;
+    // The AI held back by the reader's open unaided read of this study in another project.
+    this.$("phase").textContent = reading.ai_withheld || words[phase] || phase;
     const submitted = phase === "submitted";
     this.$("unaided").hidden = phase !== "unaided";
     this.$("reveal").hidden = !(phase === "locked" || (phase === "ai_revealed" && !reading.ai)) || !reading.project.show_ai;
     this.$("study").hidden = phase === "unaided" || submitted;
     this.$("triage").hidden = !reading.ai;
+    if (reading.ai) this.$("ai-triage").textContent = triageWords(reading.ai);
     this.$("ai").hidden = !reading.ai;
     this.$("add").disabled = Boolean(this.editing);
     this.$("add-controls").hidden = submitted;

@@ -55,7 +55,7 @@ export function enableShortcuts(app) {
   for (const [keys, , action] of SHORTCUTS) for (const key of keys) table.set(key, action);
   document.addEventListener("keydown", (event) => {
     const target = event.target instanceof Element ? event.target : null;
-    if (leftToTheControl(target, event.key) || event.altKey || event.isComposing) return;
+    if (leftToTheControl(target, event) || event.altKey || event.isComposing) return;
     const dialogOpen = app.root.querySelector("dialog[open]");
     if (dialogOpen && event.key !== "?" && !(event.key === "t" && dialogOpen === app.tags.dialog)) return;
     const action = table.get(keyName(event));
@@ -68,11 +68,13 @@ export function enableShortcuts(app) {
 const TYPING = "textarea, select, [contenteditable], input:not([type=range], [type=checkbox], [type=radio], [type=button])";
 const NAVIGATION = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "PageUp", "PageDown", "Home", "End"]);
 
-// Keys the focused control handles itself: everything typed into a text field, the
-// arrows on a slider, Space and Enter on buttons, links and check boxes.
-function leftToTheControl(target, key) {
+// Keys the focused control handles itself: everything typed into a text field (but Ctrl+Enter,
+// which locks or submits the read whose impression is being typed), the arrows on a slider,
+// Space and Enter on buttons, links and check boxes.
+function leftToTheControl(target, event) {
   if (!target) return false;
-  if (target.closest(TYPING)) return true;
+  const key = event.key;
+  if (target.closest(TYPING)) return !(key === "Enter" && (event.ctrlKey || event.metaKey));
   if (NAVIGATION.has(key) && target.closest("input[type=range]")) return true;
   const pressable = "button, a, summary, input[type=checkbox], input[type=radio], input[type=button]";
   return (key === " " || key === "Enter") && Boolean(target.closest(pressable));
