@@ -115,9 +115,16 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     unaided = _decisions(page)["added-1"]
     assert unaided["phase"] == "unaided"
     assert unaided["mask_voxels"] > 0
-    page.locator("[data-review-unaided-impression]").fill("Nodule in the right lung.")
+    impression = page.locator("[data-review-unaided-impression]")
+    impression.fill("Nodule in the right lung.")
+    # A reload keeps the impression being typed (the tab's session storage), the finding too.
     page.evaluate("() => window.dispatchEvent(new Event('pagehide'))")  # posts the active time
-    page.get_by_role("button", name="Lock my read and show the AI").click()
+    page.reload()
+    page.locator(READY).wait_for(state="attached", timeout=60_000)
+    page.locator(f'{PANEL}[data-review-state="ready"]').wait_for(timeout=30_000)
+    assert impression.input_value() == "Nodule in the right lung."
+    assert "added-1" in _decisions(page)
+    impression.press("Control+Enter")  # locks from the impression box
     page.locator(f"{PANEL} [data-review-ai]").wait_for()
     until(lambda: page.locator(f"{PANEL} [data-finding]").count() == 3, what="the AI's three findings")
     assert _panel_state(page)["reading"]["phase"] == "ai_revealed"
@@ -151,10 +158,19 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     until(lambda: "added-2" in _decisions(page), what="the missed finding saved")
 
     # The study: agree with the triage, the final impression, submit.
+    assert (
+        page.locator("[data-review-triage] legend")
+        .inner_text()
+        .endswith(f"{job.triage} (score {job.study_score:.2f})")
+    ), "the reader sees the triage they agree with"
     page.get_by_label("I agree").check()
     page.locator("[data-review-final-impression]").fill("Two nodules; one AI finding is an artefact.")
-    page.get_by_role("button", name="Submit reading").click()
+    submits: list[str] = []
+    page.on("request", lambda r: submits.append(r.url) if r.url.endswith("/submit/") else None)
+    page.get_by_role("button", name="Submit reading").dblclick()  # a double click submits once
     until(lambda: _panel_state(page)["reading"]["phase"] == "submitted", what="the submission", timeout=60)
+    assert len(submits) == 1
+    assert page.locator("[data-review-message]").get_attribute("data-tone") != "error"
     shot(page, "reading-3-submitted.png")
     assert browser_errors == []
 

@@ -50,6 +50,11 @@ export class ReviewPanel {
     this.activeMs = 0;
     this.$ = (name) => root.querySelector(`[data-review-${name}]`);
     this._wire();
+    // An impression being typed is kept in this tab's session storage until the lock or the
+    // submission sends it: a reload does not lose it (and it leaves with the tab).
+    for (const name of ["unaided-impression", "final-impression"]) {
+      this.$(name).addEventListener("input", (event) => this._keepDraft(name, event.target.value));
+    }
     // ai-first with the job still running: the overlay follows it; once it is there, ask again.
     app.viewer.addEventListener("aishown", () => this._checkForAi());
   }
@@ -216,6 +221,28 @@ export class ReviewPanel {
   }
 
   // --- Internals ---------------------------------------------------------------------------
+  _draftKey(name) {
+    return `overread:reading:${this.reading?.id}:${name}`;
+  }
+
+  _draft(name) {
+    try {
+      return window.sessionStorage.getItem(this._draftKey(name)) || "";
+    } catch {
+      return ""; // storage refused (a private window's quota): nothing kept
+    }
+  }
+
+  _keepDraft(name, value) {
+    if (!this.reading) return;
+    try {
+      if (value) window.sessionStorage.setItem(this._draftKey(name), value);
+      else window.sessionStorage.removeItem(this._draftKey(name));
+    } catch {
+      // storage refused: the draft lives in the box only, as before
+    }
+  }
+
   /** True (and says so) once the reading is submitted: its decisions no longer change. */
   _submitted() {
     if (this.reading?.phase !== "submitted") return false;
@@ -262,9 +289,16 @@ export class ReviewPanel {
   _take(reading) {
     this.reading = reading;
     const unaided = this.$("unaided-impression");
-    if (document.activeElement !== unaided) unaided.value = reading.unaided_impression || "";
+    if (document.activeElement !== unaided) {
+      unaided.value = reading.unaided_impression || (reading.phase === "unaided" ? this._draft("unaided-impression") : "");
+    }
     const final = this.$("final-impression");
-    if (document.activeElement !== final && reading.final_impression) final.value = reading.final_impression;
+    if (document.activeElement !== final) {
+      const draft = reading.phase === "submitted" ? "" : this._draft("final-impression");
+      if (reading.final_impression || draft) final.value = reading.final_impression || draft;
+    }
+    if (reading.phase !== "unaided") this._keepDraft("unaided-impression", "");
+    if (reading.phase === "submitted") this._keepDraft("final-impression", "");
     this.root.querySelectorAll("input[name=triage_agreement]").forEach((r) => {
       r.checked = r.value === reading.triage_agreement;
     });
