@@ -626,23 +626,25 @@ def consensus_project_agreement(*, project: ReadingProject) -> dict[str, Any]:
     compared = list(
         ConsensusCase.objects.filter(project=project, computed_at__isnull=False)
         .exclude(status=ConsensusCase.Status.COLLECTING)
-        .values_list("pk", "computed_from", "agreement")
+        .values_list("computed_from", "agreement", "worst_dice")
     )
     answers = dict(
-        Reading.objects.filter(pk__in=[pk for _, ids, _ in compared for pk in ids]).values_list(
+        Reading.objects.filter(pk__in=[pk for ids, _, _ in compared for pk in ids]).values_list(
             "pk", "answers"
         )
     )
-    tables = [[answers.get(pk, {}) for pk in ids] for _, ids, _ in compared]
+    tables = [[answers.get(pk, {}) for pk in ids] for ids, _, _ in compared]
     questions = [_question_agreement(q, tables, project.reads_per_case) for q in project.questions]
-    dice = [a.get("worst_dice") for _, _, a in compared if a.get("worst_dice") is not None]
-    hd95 = [a.get("worst_hd95_mm") for _, _, a in compared if a.get("worst_hd95_mm") is not None]
+    # The case's worst Dice as its row in the case list gives it (0 where a finding was marked
+    # by some readers only); cases in which no reader marked anything have none.
+    dice = [worst for _, _, worst in compared if worst is not None]
+    hd95 = [a.get("worst_hd95_mm") for _, a, _ in compared if a.get("worst_hd95_mm") is not None]
     return {
         "cases": len(compared),
         "questions": questions,
         "worst_dice": _summary(dice, bins=10),
         "worst_hd95_mm": _summary(hd95),
-        "cases_with_misses": sum(1 for _, _, a in compared if a.get("missed")),
+        "cases_with_misses": sum(1 for _, a, _ in compared if a.get("missed")),
         "readers_vs_reference": _readers_vs_reference(project),
     }
 

@@ -72,7 +72,7 @@ def _row_cells(row: WorklistRow) -> dict[str, Any]:
         "patient": row.patient_name,
         "identifiers": " · ".join(i for i in identifiers if i),
         "date": study.study_date.strftime("%Y-%m-%d") if study.study_date else "—",
-        "modalities": " / ".join(m for m in study.acquired_modalities.split("\\") if m) or "—",  # CT\PT: CT / PT
+        "modalities": " / ".join(m for m in study.acquired_modalities.split("\\") if m) or "—",  # CT / PT
         "description": study.description or "—",
         "ai_status": job.status if job is not None else "none",
         "ai_note": "hidden" if row.ai_hidden else ("none" if job is None else ""),

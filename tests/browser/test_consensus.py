@@ -134,6 +134,7 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
     other.locator('[data-adjudication][data-adjudication-state="ready"]').wait_for(timeout=30_000)
     other.locator("[data-adj-rationale]").fill("Second look: solid.")
     other.get_by_role("button", name="Record the reference standard").click()
+    shot(other, "consensus-second-tab.png")
     until(lambda: other.locator("[data-adj-history-list] li").count() == 2, what="the second tab's reference")
     # The first tab, stale, records part-solid: refused, and its choices stay as they were.
     page.get_by_label("part-solid", exact=True).check()

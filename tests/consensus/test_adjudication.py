@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 
 from audit.models import AuditEvent
 from reviews.consensus import cohen_kappa, dice, fleiss_kappa, krippendorff_alpha
@@ -263,6 +264,28 @@ def test_the_dashboard_has_progress_and_the_librarys_agreement(consensus, rita, 
     assert vs_reference["rita"]["answer_agreement"] == 1.0
     assert vs_reference["rob"]["answer_agreement"] == 0.0
     assert vs_reference["rita"]["cases"] == 1
+
+
+def test_a_case_with_a_finding_one_reader_missed_counts_at_zero_as_in_its_row(
+    consensus, rita, rob, adi, store
+):
+    case = stored_case(seed=65, lesions=1)
+    project_studies_add(project=consensus, studies=[case.study])
+    read(rita, case, [case.lesion(1)], SOLID)
+    read(rob, case, [], SOLID)
+    row = ConsensusCase.objects.get(entry__study=case.study)
+    consensus_case_compute_run(case_pk=row.pk)
+    row.refresh_from_db()
+    assert row.worst_dice == 0.0  # the case list shows 0.00
+
+    agreement = api(adi).get(f"/api/v1/consensus/projects/{consensus.pk}/").json()["agreement"]
+    assert agreement["worst_dice"]["values"] == [0.0]
+    assert agreement["cases_with_misses"] == 1
+    client = Client()
+    client.force_login(adi)
+    page = client.get(f"/consensus/projects/{consensus.pk}/").content.decode()
+    assert "No case has been compared yet" not in page
+    assert "Histogram of each case's worst Dice" in page
 
 
 def test_the_export_writes_one_line_per_current_reference_with_its_mask(compared, adi, tmp_path):

@@ -97,7 +97,9 @@ export class AdjudicationPanel {
       rationale: this.$("rationale").value,
       source: this.shown.source,
     };
-    if (this.edited) {
+    // The current reference kept as it is, with new answers or rationale, is recorded as its
+    // mask drawn again (the server takes reads, fusions and drawn masks as sources).
+    if (this.edited || this.shown.source === "reference") {
       body.source = "edited";
       body.mask = encodeMask(this.app.masks.segmentSlices(this.case.series_uid, SEGMENT));
       if (["majority", "staple"].includes(this.shown.source)) body.fusion = this.shown.source;

@@ -521,7 +521,9 @@ export class ReviewPanel {
     const pending = this.activeMs / 1000;
     const unaided = reading.unaided_seconds + (reading.phase === "unaided" ? pending : 0);
     const aided = reading.aided_seconds + (reading.phase === "unaided" ? 0 : pending);
-    this.$("time").textContent = `Active time: unaided ${clock(unaided)}, with the AI ${clock(aided)}`;
+    this.$("time").textContent = reading.project.show_ai
+      ? `Active time: unaided ${clock(unaided)}, with the AI ${clock(aided)}`
+      : `Active time: reading ${clock(unaided)}, after the lock ${clock(aided)}`;
   }
 
   // --- Rendering -------------------------------------------------------------------------------
@@ -568,7 +570,7 @@ export class ReviewPanel {
         const show = element("button", { type: "button", className: "finding-name", textContent: `${finding.index}. ${finding.label} · ${Math.round(finding.max_probability * 100)}%` });
         show.title = "Show it (J and K move between findings)";
         show.addEventListener("click", () => this.select(finding.index));
-        const status = element("span", { className: "finding-status", textContent: decision ? decisionWords(decision) : "to decide" });
+        const status = element("span", { className: "finding-status", textContent: decision ? decisionWords(decision, this.reading.project.override_reasons) : "to decide" });
         const actions = element("span", { className: "finding-actions" });
         for (const [act, text, title] of [
           ["accept", "Accept", "Accept the AI finding as it is (A)"],
@@ -650,10 +652,14 @@ function describeTarget(target) {
   return target.startsWith("ai-") ? `AI finding ${target.slice(3)}` : `your finding ${target.slice(6)}`;
 }
 
-function decisionWords(decision) {
+function decisionWords(decision, reasons = []) {
   const words = [KIND_WORDS[decision.kind]];
   if (decision.kind === "edited" && decision.dice != null) words.push(`Dice ${decision.dice.toFixed(2)}`);
-  if (decision.kind === "overridden") words.push(decision.reason_code.replaceAll("_", " "));
+  if (decision.kind === "overridden") {
+    const reason = reasons.find((r) => r.code === decision.reason_code);
+    words.push(reason?.label || decision.reason_code.replaceAll("_", " "));
+    if (decision.reason_text) words.push(`“${decision.reason_text}”`);
+  }
   words.push(`confidence ${decision.confidence}`);
   return words.join(" · ");
 }

@@ -27,9 +27,9 @@ def answers_check(*, project: ReadingProject, answers: Any, complete: bool) -> d
                 field="answers",
             )
     if complete:
-        missing = [code for code in questions if code not in answers]
+        missing = [f"{questions[code]['text']} ({code})" for code in questions if code not in answers]
         if missing:
-            raise Invalid(f"answer every question; still open: {', '.join(missing)}", field="answers")
+            raise Invalid(f"answer every question; still open: {'; '.join(missing)}", field="answers")
     return {str(code): str(choice) for code, choice in answers.items()}
 
 
