@@ -98,13 +98,25 @@ BLIND_PHASES = (Reading.Phase.UNAIDED, Reading.Phase.LOCKED)
 
 def ai_blind_scope(*, user: Any) -> Q:
     """Condition on InferenceJob: no AI output of a study the user is reading blind (an
-    unaided read not locked yet, or locked with no AI revealed): the AI reaches the reader
-    through the reading's reveal only, whatever route they try. A study whose AI one of the
-    user's readings has revealed (they read it in two projects) is no longer blind to them."""
+    unaided read not locked yet, or locked with no AI revealed) or is to read blind (it waits
+    in an unaided-first project they read in, and they have not opened it there): the AI
+    reaches the reader through the reading's reveal only, whatever route they try. A study
+    whose AI one of the user's readings has revealed (they read it in two projects) is no
+    longer blind to them."""
     theirs = Reading.objects.filter(reader=user.pk, study=OuterRef("series__study_id"))
     blind = theirs.filter(phase__in=BLIND_PHASES)
     revealed = theirs.filter(revealed_job__isnull=False)
-    return ~Q(Exists(blind)) | Q(Exists(revealed))
+    opened = Reading.objects.filter(
+        reader=user.pk, project=OuterRef("project_id"), study=OuterRef("study_id")
+    )
+    to_read_blind = ProjectStudy.objects.filter(
+        study=OuterRef("series__study_id"),
+        project__active=True,
+        project__reading_mode=ReadingProject.Mode.UNAIDED_FIRST,
+        project__memberships__user=user.pk,
+        project__memberships__role__in=READER_ROLES,
+    ).exclude(Exists(opened))
+    return ~(Q(Exists(blind)) | Q(Exists(to_read_blind))) | Q(Exists(revealed))
 
 
 def unaided_elsewhere(*, reader: Any, study_pk: int, excluding: int | None = None) -> Reading | None:

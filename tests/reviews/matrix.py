@@ -8,7 +8,8 @@ The cast (columns, in ROLES order):
 - adj: adjudicator of P (reads nothing);
 - radq: radiologist of project Q only (study T, his reading RQ), S is another project's study;
 - admin: the admin role (sees every study, writes no reading);
-- tok: a radiologist of P calling with an API token (no session).
+- tok: a radiologist of P calling with an API token (no session), who has not opened S: P reads
+  unaided first, so S's AI waits for his unaided read.
 
 And a consensus project C (docs/consensus.md): rad and ann are its readers (each case read by
 both, blind to each other), adj its adjudicator; radq and tok are not members, so C's cases
@@ -98,7 +99,8 @@ ANY_API = (UNSIGNED, OK, OK, OK, OK, OK, OK)
 INGEST_PAGE = (LOGIN, OK, DENIED, DENIED, OK, OK, LOGIN)
 S_API = (UNSIGNED, OK, OK, OK, HIDDEN, OK, OK)
 T_API = (UNSIGNED, HIDDEN, HIDDEN, HIDDEN, OK, OK, HIDDEN)
-S_AI = (UNSIGNED, OK, HIDDEN, OK, HIDDEN, OK, OK)  # the AI of S: hidden from the annotator
+# The AI of S: hidden from the annotator, and from tok, who has yet to read S unaided in P.
+S_AI = (UNSIGNED, OK, HIDDEN, OK, HIDDEN, OK, HIDDEN)
 R_READ = (UNSIGNED, OK, HIDDEN, HIDDEN, HIDDEN, OK, HIDDEN)  # rad's reading: his, the admin's
 
 
@@ -228,12 +230,12 @@ API = [
     Row(
         "POST",
         "/api/v1/inference/jobs/{jS}/cancel/",
-        (UNSIGNED, CONFLICT, DENIED, DENIED, HIDDEN, CONFLICT, CONFLICT),
+        (UNSIGNED, CONFLICT, DENIED, DENIED, HIDDEN, CONFLICT, HIDDEN),
     ),
     Row(
         "POST",
         "/api/v1/inference/jobs/{jS}/rerun/",
-        (UNSIGNED, ACCEPTED, DENIED, DENIED, HIDDEN, ACCEPTED, ACCEPTED),
+        (UNSIGNED, ACCEPTED, DENIED, DENIED, HIDDEN, ACCEPTED, HIDDEN),
     ),
     # Worklist, projects, assignment
     Row("GET", "/api/v1/worklist/", ANY_API),
@@ -346,7 +348,7 @@ _DICOMWEB_PATHS = [
 ]
 S_DICOMWEB = (UNSIGNED, OK, OK, OK, HIDDEN, OK, OK)
 T_DICOMWEB = (UNSIGNED, HIDDEN, HIDDEN, HIDDEN, OK, OK, HIDDEN)
-S_AI_DICOMWEB = (UNSIGNED, OK, HIDDEN, OK, HIDDEN, OK, OK)
+S_AI_DICOMWEB = S_AI
 INGEST_API = (UNSIGNED, Expect(415), DENIED, DENIED, Expect(415), Expect(415), Expect(415))
 
 

@@ -137,3 +137,21 @@ def test_a_study_read_in_two_projects_shows_its_ai_in_neither_while_one_unaided_
     )
     assert shown.json()["phase"] == "ai_revealed"
     assert client.get(f"/api/v1/inference/jobs/{job}/arrays/mask/").status_code == 200
+
+
+def test_a_study_waiting_for_a_readers_unaided_read_hides_its_ai_from_them_until_the_lock(
+    in_project: AiResult, rita: Any, adi: Any
+):
+    """Rita reads the project unaided first: before she opens the study, the AI jobs page and
+    the inference API show her nothing of its AI (the worklist still ranks it by triage)."""
+    uid, job = in_project.study.study_uid, in_project.job.pk
+    client = api(rita)
+    assert client.get(f"/api/v1/studies/{uid}/ai/").json()["status"] == "none"
+    assert client.get(f"/api/v1/inference/jobs/{job}/").status_code == 404
+    assert f'id="job-{job}"' not in session(rita).get("/inference/jobs/").content.decode()
+    assert f'id="job-{job}"' in session(adi).get("/inference/jobs/").content.decode()  # she reads nothing
+    assert client.get("/api/v1/worklist/").json()["results"][0]["ai_priority"] == "urgent"
+
+    reading = client.post("/api/v1/readings/", {"study_uid": uid}, format="json").json()
+    assert client.post(f"/api/v1/readings/{reading['id']}/lock/", {"version": 1}, format="json").json()["ai"]
+    assert client.get(f"/api/v1/studies/{uid}/ai/").json()["job"] == job

@@ -137,11 +137,11 @@ def test_members_and_admins_see_the_study_and_nobody_else(in_project, rita, ada,
         assert client.get(f"/studies/{uid}/").status_code == status, user
 
 
-def test_annotators_do_not_see_the_ai_when_the_project_hides_it(in_project, anna, rita, project):
+def test_annotators_do_not_see_the_ai_when_the_project_hides_it(in_project, anna, adi, project):
     uid = in_project.study.study_uid
     assert api(anna).get(f"/api/v1/studies/{uid}/ai/").json()["status"] == "none"
     assert api(anna).get(f"/api/v1/inference/jobs/{in_project.job.pk}/").status_code == 404
-    assert api(rita).get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk
+    assert api(adi).get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk  # reads nothing
     reading = api(anna).post("/api/v1/readings/", {"study_uid": uid}, format="json").json()
     locked = api(anna).post(f"/api/v1/readings/{reading['id']}/lock/", {"version": 1}, format="json").json()
     assert (locked["phase"], locked["ai"], locked["project"]["show_ai"]) == ("locked", None, False)
