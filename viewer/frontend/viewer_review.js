@@ -159,6 +159,7 @@ export class ReviewPanel {
   // --- Phases ------------------------------------------------------------------------------
   async lock() {
     if (this.editing) return this._say("Save or cancel the finding you are painting first.");
+    await this._beat(); // the active time so far is the unaided read's
     const body = { version: this.reading.version, unaided_impression: this.$("unaided-impression").value };
     const reading = await this._call("POST", this._url("lock"), body);
     if (!reading) return;
@@ -176,6 +177,7 @@ export class ReviewPanel {
 
   async submit() {
     if (this.editing) return this._say("Save or cancel the finding you are painting first.");
+    await this._beat(); // a submitted reading takes no more time
     const body = { version: this.reading.version, final_impression: this.$("final-impression").value };
     const agreement = this.root.querySelector("input[name=triage_agreement]:checked")?.value;
     if (agreement) body.triage_agreement = agreement;
@@ -490,6 +492,7 @@ export class ReviewPanel {
   async _beat({ leaving = false } = {}) {
     const seconds = Math.min(60, Math.floor(this.activeMs / 1000));
     if (!this.reading || seconds < 1 || this.reading.phase === "submitted") return;
+    if (this.writing && !leaving) return; // another write is on its way: these seconds go with the next beat
     this.activeMs -= seconds * 1000;
     const url = this._url("heartbeat");
     if (leaving) {
