@@ -286,6 +286,7 @@ def test_a_case_with_a_finding_one_reader_missed_counts_at_zero_as_in_its_row(
     page = client.get(f"/consensus/projects/{consensus.pk}/").content.decode()
     assert "No case has been compared yet" not in page
     assert "Histogram of each case's worst Dice" in page
+    assert 'data-testid="few-cases"' in page  # one case: the coefficients come with a caveat
 
 
 def test_the_export_writes_one_line_per_current_reference_with_its_mask(compared, adi, tmp_path):
