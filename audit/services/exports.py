@@ -21,7 +21,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.codes import EventID
+from audit.codes import EventID, Outcome
 from audit.exporters import FORMATS, export_chunks
 from audit.filters import AuditFilter, filter_from_params
 from audit.models import AuditEvent, AuditExport
@@ -45,7 +45,28 @@ def audit_export_stream(
     detail = {"format": export_format, "filters": audit_filter.as_params(), "up_to_id": up_to_id}
     _record_audit_read(request=request, username=username, detail=detail, exported=True)
     rows = audit_event_rows(audit_filter=audit_filter, up_to_id=up_to_id)
-    return export_chunks(FORMATS[export_format], rows)
+    return _failures_recorded(export_chunks(FORMATS[export_format], rows), request, username, detail)
+
+
+def _failures_recorded(
+    chunks: Iterator[str], request: HttpRequest | None, username: str, detail: dict[str, Any]
+) -> Iterator[str]:
+    """The chunks; an export that breaks while it streams leaves a second 110106 Export, a
+    failure naming the error, beside the one recorded when it started (the client got part of
+    the file at most)."""
+    try:
+        yield from chunks
+    except Exception as exc:
+        audit_record(
+            event=EventID.EXPORT,
+            action="R",
+            request=request,
+            username=username,
+            detail=detail,
+            outcome=Outcome.SERIOUS_FAILURE,
+            outcome_reason=f"the export stopped while streaming: {type(exc).__name__}",
+        )
+        raise
 
 
 def _record_audit_read(

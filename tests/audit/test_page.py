@@ -195,6 +195,23 @@ def test_a_direct_export_streams_and_is_recorded_as_export_and_audit_log_used(ad
     assert export.detail_data["filters"] == {"patient_id": "PAT-9"}
 
 
+def test_an_export_that_breaks_while_streaming_is_recorded_as_failed(admin_client, make_events, monkeypatch):
+    make_events(2)
+
+    def breaking(format_, rows):
+        yield "first line\n"
+        raise OSError("the connection to the database was lost")
+
+    monkeypatch.setattr(services.exports, "export_chunks", breaking)
+    response = admin_client.get("/audit/export/csv/")
+    with pytest.raises(OSError, match="connection to the database was lost"):
+        b"".join(response.streaming_content)
+    failed = AuditEvent.objects.order_by("-id").first()
+    assert (failed.event_id, failed.outcome) == (EventID.EXPORT.code, Outcome.SERIOUS_FAILURE)
+    assert failed.outcome_reason == "the export stopped while streaming: OSError"
+    assert failed.detail_data["format"] == "csv"
+
+
 def test_an_unknown_format_is_not_found(admin_client):
     assert admin_client.get("/audit/export/xls/").status_code == 404
 
