@@ -10,7 +10,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -150,6 +150,7 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
             instance_count=Count("instances"),
             first_instance=Min("instances__pk"),
             frames=Max("instances__number_of_frames"),  # 0: no pixels (SR), so no thumbnail
+            frame_total=Sum("instances__number_of_frames"),
         )
         .filter(instance_count__gt=0)
         .order_by("series_number", "pk")

@@ -4,6 +4,7 @@ metadata, retrieve) and the inference API must agree."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -59,6 +60,14 @@ def test_the_ai_stays_out_of_every_route_until_the_unaided_read_is_locked(in_pro
     assert ai_series <= _series_listed(rita, uid)
     assert client.get(f"/api/v1/studies/{uid}/ai/").json()["job"] == in_project.job.pk
     assert client.get(f"/api/v1/inference/jobs/{in_project.job.pk}/arrays/mask/").status_code == 200
+    # The series list counts what each holds: the CT's images, the SEG's and the Parametric
+    # Map's frames (one multi-frame object each), the SR as a document.
+    counts = re.findall(
+        r'<span class="series-count muted">([^<]+)</span>', session(rita).get(f"/studies/{uid}/").text
+    )
+    assert counts[0] == "16 images"
+    assert sum(1 for count in counts if re.fullmatch(r"\d+ frames", count)) == 2
+    assert "1 document" in counts
 
 
 def test_a_readers_seg_and_sr_are_theirs_and_the_admins_alone(
