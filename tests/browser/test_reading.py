@@ -156,6 +156,12 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     _paint(page, dx=-60, dy=-40)
     page.get_by_role("button", name="Save").click()
     until(lambda: "added-2" in _decisions(page), what="the missed finding saved")
+    # Her own findings are listed; a click brings the viewer back to one.
+    where = "() => window.overread.viewer.state().imageIndex"
+    page.keyboard.press("End")
+    until(lambda: page.evaluate(where) > 0, what="the last slice")
+    page.locator(f'{PANEL} [data-review-added] li[data-target="added-2"] button').first.click()
+    until(lambda: page.evaluate(where) == 0, what="the viewer back at the missed finding")
 
     # The study: agree with the triage, the final impression, submit.
     assert (

@@ -601,7 +601,14 @@ export class ReviewPanel {
         const item = element("li", { className: "review-added" });
         item.dataset.target = decision.target;
         const when = decision.phase === "unaided" ? "unaided read" : "after the AI";
-        item.append(element("span", { textContent: `${describeTarget(decision.target)}: ${decision.final_label} (${when}, confidence ${decision.confidence})` }));
+        const show = element("button", {
+          type: "button",
+          className: "finding-name",
+          textContent: `${describeTarget(decision.target)}: ${decision.final_label} (${when}, confidence ${decision.confidence})`,
+        });
+        show.title = "Show it";
+        show.addEventListener("click", () => this.showAdded(decision.target));
+        item.append(show);
         if (this.reading.phase !== "submitted" && !frozen(decision) && !this.editing) {
           const remove = element("button", { type: "button", textContent: "Withdraw", title: "Take this finding back" });
           remove.addEventListener("click", () => this.withdraw(decision.target));
@@ -611,6 +618,20 @@ export class ReviewPanel {
       }),
     );
     this.$("added-empty").hidden = added.length > 0;
+  }
+
+  /** Scrolls to the middle slice of one of the reader's own findings. */
+  async showAdded(target) {
+    const decision = this._decisionOn(target);
+    const slices = decision?.mask_url ? await this._mask(decision) : null;
+    if (!slices) return;
+    const sops = this.reading.slice_uids.filter((sop) => sop in slices);
+    const { viewer } = this.app;
+    const slot = [viewer.activeSlot, ...viewer.shownSlots()].find((s) => s?.stackReady && s.seriesUid === this.reading.series_uid);
+    const index = sops.length && slot ? slot.series.indexOfSop(sops[Math.floor(sops.length / 2)]) : -1;
+    if (index < 0) return;
+    viewer.setActive(slot.index);
+    await viewer.scrollTo(index, slot);
   }
 
   _decisionOn(target) {
