@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from config.inputs import id_param
 from inference.models import InferenceJob, ModelVersion
 from reviews.models import (
     READER_ROLES,
@@ -119,6 +120,15 @@ def ai_blind_scope(*, user: Any) -> Q:
     return ~(Q(Exists(blind)) | Q(Exists(to_read_blind))) | Q(Exists(revealed))
 
 
+def project_named(text: str, path: str = "project") -> Q:
+    """Q for the project (reached through `path`; "" for ReadingProject itself) whose name is
+    `text`, or whose id it is."""
+    prefix = f"{path}__" if path else ""
+    pk = id_param(text)
+    by_id = Q(**{f"{prefix}pk": pk}) if pk is not None else Q(pk__in=[])
+    return by_id | Q(**{f"{prefix}name": text})
+
+
 def unaided_elsewhere(*, reader: Any, study_pk: int, excluding: int | None = None) -> Reading | None:
     """The reader's reading of the study, in another project, whose unaided read is still open.
     While there is one, no reading of that study reveals the AI to them: the open read would
@@ -144,6 +154,12 @@ def revealable_job(*, user: Any, series: Any, reading: int | None = None) -> Inf
     the study is open in another project (unaided_elsewhere)."""
     if unaided_elsewhere(reader=user, study_pk=series.study_id, excluding=reading) is not None:
         return None
+    return newest_result(user=user, series=series)
+
+
+def newest_result(*, user: Any, series: Any) -> InferenceJob | None:
+    """The newest succeeded job of an active model on the series whose output the user may see
+    (ai_scope); revealable_job, less the check for an open unaided read elsewhere."""
     return (
         InferenceJob.objects.filter(ai_scope(user=user))
         .filter(

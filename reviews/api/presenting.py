@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from inference.models import InferenceJob
 from reviews.models import Decision, Reading
-from reviews.selectors import WorklistRow, decisions_current, revealable_job, unaided_elsewhere
+from reviews.selectors import WorklistRow, decisions_current, newest_result, unaided_elsewhere
 from reviews.services.decisions import LABELS
 from reviews.services.readings import withheld_because
 
@@ -84,16 +84,16 @@ def _waits_for_ai(reading: Reading) -> bool:
     )
 
 
-def _ai_withheld(reading: Reading) -> str | None:
-    """Why the AI is not revealed although the reading waits for it, when the reason is the
-    reader's open unaided read of the study in another project."""
-    elsewhere = unaided_elsewhere(reader=reading.reader, study_pk=reading.study_id, excluding=reading.pk)
-    return withheld_because(elsewhere) if elsewhere is not None else None
-
-
 def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
     project = reading.project
     job = reading.revealed_job if show_ai else None
+    waiting = show_ai and _waits_for_ai(reading)
+    # The reader's open unaided read of the study in another project holds the AI back.
+    elsewhere = (
+        unaided_elsewhere(reader=reading.reader, study_pk=reading.study_id, excluding=reading.pk)
+        if waiting
+        else None
+    )
     return {
         "id": reading.pk,
         "version": reading.version,
@@ -125,10 +125,10 @@ def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
         "ai": ai_data(job) if job is not None else None,
         # Waiting for the AI (locked, or ai-first before the job finished): whether reveal
         # would find a result now, so a client polls this rather than the reveal.
-        "ai_ready": show_ai
-        and _waits_for_ai(reading)
-        and revealable_job(user=reading.reader, series=reading.series, reading=reading.pk) is not None,
-        "ai_withheld": _ai_withheld(reading) if show_ai and _waits_for_ai(reading) else None,
+        "ai_ready": waiting
+        and elsewhere is None
+        and newest_result(user=reading.reader, series=reading.series) is not None,
+        "ai_withheld": withheld_because(elsewhere) if elsewhere is not None else None,
         "decisions": [decision_data(d) for d in decisions_current(reading=reading).select_related("reader")],
         "seg_sop_uid": reading.seg_sop_uid or None,
         "sr_sop_uid": reading.sr_sop_uid or None,

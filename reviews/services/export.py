@@ -36,20 +36,20 @@ import numpy as np
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.codes import Action, EventID
 from audit.services import audit_record
-from config.inputs import DATE_RANGE_MESSAGE, id_param, in_date_range
+from config.inputs import DATE_RANGE_MESSAGE, in_date_range
 from config.jobs import job_claim
 from inference.models import ModelVersion
 from reviews.masks import Geometry, Mask, series_geometry
 from reviews.models import Decision, FeedbackExport, Reading, ReadingProject, ReferenceStandard
 from reviews.reader_dicom import decision_mask, ordered_decisions
-from reviews.selectors import decisions_current
+from reviews.selectors import decisions_current, project_named
 from reviews.services.consensus.export import reference_line, reference_mask, references_current
 from viewer.models import Instance
 from viewer.store import store_open
@@ -108,9 +108,7 @@ class FeedbackFilter:
 
     def apply(self, decisions: QuerySet[Decision]) -> QuerySet[Decision]:
         if self.project:
-            project_pk = id_param(self.project)
-            by_id = Q(project_id=project_pk) if project_pk is not None else Q(pk__in=[])
-            decisions = decisions.filter(by_id | Q(project__name=self.project))
+            decisions = decisions.filter(project_named(self.project))
         if self.model:
             name, _, version = self.model.partition(":")
             decisions = decisions.filter(model_version__name=name)
@@ -129,11 +127,8 @@ class FeedbackFilter:
     def check_names(self) -> None:
         """Raises ValueError when the project or model named matches none: such an export
         would only come out empty."""
-        if self.project:
-            project_pk = id_param(self.project)
-            by_id = Q(pk=project_pk) if project_pk is not None else Q(pk__in=[])
-            if not ReadingProject.objects.filter(by_id | Q(name=self.project)).exists():
-                raise ValueError(f"no project has the name or id {self.project[:80]!r}")
+        if self.project and not ReadingProject.objects.filter(project_named(self.project, "")).exists():
+            raise ValueError(f"no project has the name or id {self.project[:80]!r}")
         if self.model:
             name, _, version = self.model.partition(":")
             versions = ModelVersion.objects.filter(name=name)

@@ -22,7 +22,7 @@ from reviews.errors import Conflict, Invalid, StaleVersion
 from reviews.masks import MaskError, series_geometry
 from reviews.models import Assignment, ProjectStudy, Reading, ReadingProject
 from reviews.permissions import ai_hidden_from, member_role
-from reviews.selectors import revealable_job, unaided_elsewhere
+from reviews.selectors import newest_result, revealable_job, unaided_elsewhere
 from reviews.services.consensus.answers import answers_check
 from reviews.services.projects import project_status_refresh
 from viewer.models import Series
@@ -176,7 +176,7 @@ def reading_reveal(*, reading: Reading, version: int, request: HttpRequest | Non
     elsewhere = unaided_elsewhere(reader=reading.reader, study_pk=reading.study_id, excluding=reading.pk)
     if elsewhere is not None:
         raise Conflict(withheld_because(elsewhere))
-    job = revealable_job(user=reading.reader, series=reading.series, reading=reading.pk)
+    job = newest_result(user=reading.reader, series=reading.series)  # nothing open elsewhere: checked
     if job is None:
         raise Conflict("no AI result to reveal yet: the AI has not finished reading this series")
     with transaction.atomic():

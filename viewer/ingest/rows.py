@@ -97,7 +97,7 @@ def study_modalities_refresh(study: Study) -> None:
     """Recomputes ModalitiesInStudy (and the acquired series' modalities) from the series,
     under the study's row lock."""
     locked = Study.objects.select_for_update().only("pk", "modalities").get(pk=study.pk)
-    series = Series.objects.filter(study=locked).values_list("modality", "producer_kind")
+    series = list(Series.objects.filter(study=locked).values_list("modality", "producer_kind"))
     every = {modality for modality, _ in series} - {""}
     acquired = {modality for modality, producer in series if not producer} - {""}
     Study.objects.filter(pk=locked.pk).update(

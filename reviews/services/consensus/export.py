@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from config.inputs import id_param
 from reviews.masks import Geometry, Mask, mask_load, series_geometry
 from reviews.models import Reading, ReferenceStandard
+from reviews.selectors import project_named
 
 REFERENCE_FIELDS = (
     "reference_id",
@@ -45,9 +45,7 @@ def references_current(
         "case__project", "case__entry__study", "adjudicator"
     )
     if project:
-        project_pk = id_param(project)
-        by_id = Q(case__project_id=project_pk) if project_pk is not None else Q(pk__in=[])
-        references = references.filter(by_id | Q(case__project__name=project))
+        references = references.filter(project_named(project, "case__project"))
     if since:
         references = references.filter(created_at__gte=since)
     if until:
