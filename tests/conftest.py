@@ -36,6 +36,17 @@ def require_service(available: bool, what: str, hint: str) -> None:
     pytest.skip(message)
 
 
+def require_postgresql() -> None:
+    """For a test of what PostgreSQL itself enforces (append-only triggers, SQL functions)."""
+    from django.db import connection
+
+    require_service(
+        connection.vendor == "postgresql",
+        "PostgreSQL",
+        "set DATABASE_URL=postgres://postgres@127.0.0.1:5432/overread",
+    )
+
+
 # --- The cast: one named user per role ---------------------------------------------
 # Readers see the studies of their reading projects (reviews.selectors.study_scope). The cast
 # belongs to a department-wide project that holds every study, so suites about something else

@@ -7,17 +7,9 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditEvent
-from tests.conftest import require_service
+from tests.conftest import require_postgresql
 
 pytestmark = pytest.mark.django_db
-
-
-def _require_postgresql() -> None:
-    require_service(
-        connection.vendor == "postgresql",
-        "PostgreSQL",
-        "set DATABASE_URL=postgres://postgres@127.0.0.1:5432/overread",
-    )
 
 
 @pytest.mark.parametrize(
@@ -29,7 +21,7 @@ def _require_postgresql() -> None:
     ],
 )
 def test_postgresql_refuses_to_change_the_trail(make_events, statement):
-    _require_postgresql()
+    require_postgresql()
     make_events(2)
     verb = statement.split()[0]
     with (
@@ -43,7 +35,7 @@ def test_postgresql_refuses_to_change_the_trail(make_events, statement):
 
 
 def test_the_orm_cannot_change_or_delete_an_event_on_postgresql(make_events):
-    _require_postgresql()
+    require_postgresql()
     event = make_events(1)[0]
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(outcome=4)
@@ -53,7 +45,7 @@ def test_the_orm_cannot_change_or_delete_an_event_on_postgresql(make_events):
 
 
 def test_flush_still_empties_the_database_for_tests_and_keeps_the_trigger(make_events):
-    _require_postgresql()
+    require_postgresql()
     make_events(2)
     call_command("flush", interactive=False, verbosity=0)
     assert not AuditEvent.objects.exists()

@@ -20,6 +20,7 @@ from reviews.models import ConsensusCase, ReferenceStandard
 from reviews.services import FeedbackFilter, feedback_export_write, project_studies_add
 from reviews.services.consensus.export import REFERENCE_FIELDS
 from reviews.tasks import consensus_case_compute_run
+from tests.conftest import require_postgresql
 from tests.consensus.helpers import grown, read, stored_case
 from tests.reviews.helpers import api, encode_mask
 
@@ -161,6 +162,7 @@ def test_a_second_adjudication_supersedes_the_first_and_a_stale_one_is_refused(c
     ["UPDATE reviews_referencestandard SET rationale = 'changed'", "DELETE FROM reviews_referencestandard"],
 )
 def test_postgresql_refuses_to_change_a_reference(compared, adi, statement):
+    require_postgresql()
     _, row = compared
     api(adi).post(
         _url(row), {"version": 0, "source": "majority", "answers": SOLID, "rationale": "ok"}, format="json"

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from reviews.models import Decision, Reading
 from reviews.services import DecisionInput, decision_record
-from tests.conftest import require_service
+from tests.conftest import require_postgresql
 from tests.inference.helpers import dice as reference_dice
 from tests.reviews.helpers import api, encode_mask, npz
 
@@ -312,11 +312,7 @@ def test_decisions_cannot_be_changed_or_deleted_through_the_orm(revealed):
     "statement", ["UPDATE reviews_decision SET confidence = 1", "DELETE FROM reviews_decision"]
 )
 def test_postgresql_refuses_to_change_a_decision(revealed, statement):
-    require_service(
-        connection.vendor == "postgresql",
-        "PostgreSQL",
-        "set DATABASE_URL=postgres://postgres@127.0.0.1:5432/overread",
-    )
+    require_postgresql()
     _post(revealed, kind="accepted", finding=1, confidence=5)
     verb = statement.split()[0]
     with (
