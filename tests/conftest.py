@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.signals import request_finished, request_started
 
 from reviews.roles import Role
 from tests.factories import UserFactory, department_member
@@ -119,19 +122,78 @@ def page(browser: Any, live_server: Any, browser_errors: list[str]) -> Iterator[
     context.close()
 
 
-# --- A real Celery worker --------------------------------------------------------------
+class _RequestsInFlight:
+    """Counts the requests Django is answering, from `request_started` to `request_finished`.
+
+    `request_finished` is sent when the server closes the response, after a
+    streamed body is written or the client has gone.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+        request_started.connect(self.started, dispatch_uid="tests.requests_in_flight", weak=False)
+        request_finished.connect(self.finished, dispatch_uid="tests.requests_in_flight", weak=False)
+
+    def started(self, **_: Any) -> None:
+        with self.changed:
+            self.count += 1
+
+    def finished(self, **_: Any) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_until_none(self, timeout: float) -> None:
+        with self.changed:
+            answered = self.changed.wait_for(lambda: self.count <= 0, timeout)
+        assert answered, f"the live server still answers {self.count} request(s) after {timeout:.0f} s"
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[subprocess.Popen[bytes]]:
+def _requests_in_flight() -> _RequestsInFlight:
+    return _RequestsInFlight()
+
+
+@pytest.fixture(autouse=True)
+def _live_requests_answered(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a live-server test, its requests are answered before its database is emptied.
+
+    The viewer fetches frames in the background; a request still reading the
+    database while the next test empties it holds a lock the emptying needs,
+    and PostgreSQL breaks the tie by failing the TRUNCATE (a deadlock).
+    """
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    in_flight = request.getfixturevalue("_requests_in_flight")
+    request.getfixturevalue("transactional_db")  # set up first, so emptied after this waits
+    yield
+    in_flight.wait_until_none(timeout=30.0)
+
+
+# --- A real Celery worker --------------------------------------------------------------
+@pytest.fixture
+def celery_worker_process(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery worker` process on the configured broker, using the test database.
 
     Tests that need tasks to run as in production (in another process, after
     commit, with their own connection) use this, never eager mode.
+
+    The worker lives for one test. It starts on queues emptied of what earlier
+    tests sent, and is stopped, its tasks finished or killed, before the test's
+    database is emptied: a worker kept for the session ran the tasks other tests
+    had sent (a series settling seconds after its ingest) while those tests
+    emptied the database, and PostgreSQL failed the TRUNCATE as a deadlock.
     """
+    from config.celery import app
+
+    app.control.purge()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "OVERREAD_TEST_WORKER": "1"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     from django.conf import settings
 
-    log = open(Path(settings.VAR_DIR) / "worker.log", "wb")  # noqa: SIM115 (closed at teardown)
+    log = open(Path(settings.VAR_DIR) / "worker.log", "ab")  # noqa: SIM115 (closed at teardown)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -155,13 +217,17 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Itera
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its pool processes can be stopped with it, as a group
     )
     yield worker
-    worker.terminate()
+    worker.terminate()  # a warm shutdown: the task in hand is finished
     try:
         worker.wait(timeout=20)
     except subprocess.TimeoutExpired:
         worker.kill()
+        worker.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # a pool process left behind
     log.close()
 
 
