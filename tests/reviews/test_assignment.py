@@ -133,6 +133,17 @@ def test_the_admin_pages_open_for_admins(team, ada, client, page):
     assert client.get(f"/admin/reviews/{page}/").status_code == 200
 
 
+def test_the_admin_picks_a_study_by_search_newest_first(team, ada, client):
+    older, newer = make_study(hours_waiting=5), make_study(hours_waiting=1)
+    client.force_login(ada)
+    response = client.get(
+        "/admin/autocomplete/",
+        {"app_label": "reviews", "model_name": "projectstudy", "field_name": "study", "term": ""},
+    )
+    assert response.status_code == 200
+    assert [int(hit["id"]) for hit in response.json()["results"]] == [newer.pk, older.pk]
+
+
 def test_adding_a_study_in_the_admin_assigns_it_round_robin(team, ada, client):
     study = make_study(hours_waiting=1)
     client.force_login(ada)
