@@ -215,6 +215,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Overread API",
     "DESCRIPTION": "AI second reading and consensus labelling for radiology.",
     "VERSION": "1",
+    # Operations are grouped by what follows the version: audit, consensus, inference, worklist...
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -50,3 +50,15 @@ def test_a_wrong_password_shows_an_error_in_the_browser(page, rita):
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text().startswith("Please enter a correct username and password")
+
+
+def test_the_api_reference_opens_under_the_content_security_policy(page, browser_errors, rita):
+    from tests.browser.test_viewer import sign_in
+
+    sign_in(page)
+    page.goto("/api/docs/")
+    page.locator(".opblock-tag").first.wait_for(timeout=30_000)
+    assert page.get_by_role("heading", name="Overread API").is_visible()
+    groups = set(page.locator(".opblock-tag").all_inner_texts())
+    assert {"audit", "consensus", "inference", "worklist"} <= groups, groups  # by resource, not "v1"
+    assert browser_errors == []  # no inline style or script blocked
