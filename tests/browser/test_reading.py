@@ -149,6 +149,14 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     page.get_by_label("False positive: artefact").check()
     page.locator("[data-review-override]").get_by_role("button", name="Override").click()
     until(lambda: _decisions(page).get("ai-3", {}).get("kind") == "overridden", what="the override")
+    # Its mask is no longer drawn (the edited and accepted ones are), its box is muted.
+    hidden = "() => window.overread.viewer.state().hiddenSegments"
+    until(lambda: page.evaluate(hidden) == [3], what="the overridden mask hidden")
+    page.locator(f'{PANEL} [data-finding="3"]').locator("button").first.click()  # back to it
+    box = page.locator('.viewport-boxes rect[data-finding-index="3"]')
+    until(lambda: box.count() == 1, what="its box")
+    assert box.get_attribute("data-rejected") == "true"
+    shot(page, "reading-override-muted.png")
 
     # A finding the AI missed, on another slice.
     page.keyboard.press("Home")

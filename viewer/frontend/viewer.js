@@ -97,6 +97,7 @@ class ViewerApp {
       tool: this.tools.toolName,
       heatmapVisible: this.overlay.heatmapVisible,
       maskVisible: this.masks.visible,
+      hiddenSegments: this.masks.hiddenIn(slot),
     };
   }
 

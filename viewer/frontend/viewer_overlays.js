@@ -28,6 +28,7 @@ const COLORMAP = [
 ];
 // Below this probability the map is fully transparent, then opacity ramps up to the slider's.
 const TRANSPARENT_BELOW = 0.15;
+const REJECTED_COLOUR = "#8a8f98";
 
 export class AiOverlay {
   constructor(viewer, masks, panel) {
@@ -40,6 +41,7 @@ export class AiOverlay {
     this.sliceBySop = new Map();
     this.heatmapVisible = true;
     this.boxesVisible = true;
+    this.rejected = new Set(); // indices of findings the reader overrode: drawn muted
     this.opacity = 0.6;
     this.layers = new Map(); // slot id -> {actor, imageData, scalars}
     this.timer = null;
@@ -272,7 +274,8 @@ export class AiOverlay {
       ].map(([x, y]) => voxelToWorld(imageId, x, y));
       if (corners.some((c) => !c)) continue;
       const [a, b] = corners.map((c) => viewport.worldToCanvas(c));
-      const colour = this._colour(slot, finding.index);
+      const rejected = this.rejected.has(finding.index);
+      const colour = rejected ? REJECTED_COLOUR : this._colour(slot, finding.index);
       const rect = document.createElementNS(SVG, "rect");
       rect.setAttribute("x", String(Math.min(a[0], b[0])));
       rect.setAttribute("y", String(Math.min(a[1], b[1])));
@@ -281,16 +284,25 @@ export class AiOverlay {
       rect.setAttribute("fill", "none");
       rect.setAttribute("stroke", colour);
       rect.setAttribute("stroke-width", "1.5");
-      rect.setAttribute("stroke-dasharray", "4 3");
+      rect.setAttribute("stroke-dasharray", rejected ? "2 4" : "4 3");
       rect.dataset.findingIndex = String(finding.index);
+      if (rejected) rect.dataset.rejected = "true";
       const text = document.createElementNS(SVG, "text");
       text.setAttribute("x", String(Math.min(a[0], b[0])));
       text.setAttribute("y", String(Math.min(a[1], b[1]) - 4));
       text.setAttribute("fill", colour);
       text.setAttribute("class", "box-label");
-      text.textContent = `${finding.index} ${finding.label} ${Math.round(finding.max_probability * 100)}%`;
+      text.textContent = rejected
+        ? `${finding.index} overridden`
+        : `${finding.index} ${finding.label} ${Math.round(finding.max_probability * 100)}%`;
       svg.append(rect, text);
     }
+  }
+
+  /** Marks the findings the reader overrode: their boxes are drawn muted, their masks hidden. */
+  setRejected(indices) {
+    this.rejected = new Set(indices);
+    for (const slot of this.viewer.shownSlots()) this._drawBoxes(slot);
   }
 
   _label(slot) {

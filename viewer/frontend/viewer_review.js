@@ -268,6 +268,7 @@ export class ReviewPanel {
 
   _startEditing(editing) {
     this.editing = editing;
+    if (this.reading.ai) this._showOverrides(); // an overridden finding being edited is drawn again
     this.app.masks.nameSegment(this.reading.series_uid, editing.segment, editing.label);
     this.app.masks.setActiveSegment(editing.segment);
     this.app.masks.setVisible(true);
@@ -283,6 +284,7 @@ export class ReviewPanel {
 
   _stopEditing() {
     this.editing = null;
+    if (this.reading?.ai) this._showOverrides();
     this.$("editing").hidden = true;
     this.app.tools.setTool("WindowLevel");
     this._render();
@@ -363,6 +365,7 @@ export class ReviewPanel {
   async _paintDecisions() {
     const { reading } = this;
     if (!reading || !(await this._readingSeriesShown())) return;
+    this._showOverrides();
     const tasks = reading.decisions.map(async (decision) => {
       const segment = segmentOf(decision.target);
       if (segment == null) return;
@@ -374,6 +377,19 @@ export class ReviewPanel {
       }
     });
     await Promise.all(tasks);
+  }
+
+  /** An overridden AI finding's mask is hidden and its box muted, unless it is being edited. */
+  _showOverrides() {
+    const { reading } = this;
+    const overridden = new Set(
+      reading.decisions.filter((d) => d.kind === "overridden" && d.target.startsWith("ai-")).map((d) => segmentOf(d.target)),
+    );
+    if (this.editing?.kind === "edited") overridden.delete(this.editing.segment);
+    for (const finding of reading.ai?.findings ?? []) {
+      this.app.masks.setSegmentHidden(reading.series_uid, finding.index, overridden.has(finding.index));
+    }
+    this.app.overlay.setRejected(overridden);
   }
 
   async _mask(decision) {

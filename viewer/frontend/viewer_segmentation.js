@@ -12,6 +12,7 @@ export class MaskEditor {
   constructor(viewer) {
     this.viewer = viewer;
     this.labelmaps = new Map(); // series UID -> {segmentationId, series, imageIdBySource}
+    this.hidden = new Map(); // series UID -> Set of segment indices kept but not drawn
     this.visible = true;
     this.outlineOnly = false;
     this.activeSegment = 1;
@@ -153,6 +154,27 @@ export class MaskEditor {
     ]);
   }
 
+  /**
+   * Stops drawing segment `index` of a series' labelmap, in every viewport, or draws it again.
+   * Its voxels are kept: a hidden segment can be shown, or edited, later.
+   */
+  setSegmentHidden(seriesUid, index, hidden) {
+    const indices = this.hidden.get(seriesUid) ?? new Set();
+    if (hidden) indices.add(index);
+    else indices.delete(index);
+    this.hidden.set(seriesUid, indices);
+    for (const slot of this.viewer.shownSlots()) if (slot.seriesUid === seriesUid) this._applyHidden(slot);
+    this._renderAll();
+  }
+
+  /** The segments Cornerstone does not draw in a slot (the hidden ones), ascending. */
+  hiddenIn(slot) {
+    const labelmap = slot && this.labelmaps.get(slot.seriesUid);
+    if (!labelmap) return [];
+    const specifier = { segmentationId: labelmap.segmentationId, type: LABELMAP };
+    return [...segmentation.config.visibility.getHiddenSegmentIndices(slot.id, specifier)].sort((a, b) => a - b);
+  }
+
   setActiveSegment(index) {
     this.activeSegment = Math.max(1, Math.min(255, Number(index) || 1));
     for (const { segmentationId } of this.labelmaps.values()) {
@@ -205,8 +227,30 @@ export class MaskEditor {
     }
     segmentation.activeSegmentation.setActiveSegmentation(slot.id, labelmap.segmentationId);
     segmentation.segmentIndex.setActiveSegmentIndex(labelmap.segmentationId, this.activeSegment);
+    this._applyHidden(slot);
     this._restyle();
     if (!this.visible) this.setVisible(false);
+  }
+
+  _applyHidden(slot) {
+    const labelmap = this.labelmaps.get(slot.seriesUid);
+    if (!labelmap) return;
+    const hidden = this.hidden.get(slot.seriesUid) ?? new Set();
+    const specifier = { segmentationId: labelmap.segmentationId, type: LABELMAP };
+    const { visibility } = segmentation.config;
+    // A viewport's representation lists only the segments known when it was made; Cornerstone
+    // adds later ones as they become active, and setSegmentIndexVisibility skips the rest.
+    for (const representation of segmentation.state.getSegmentationRepresentations(slot.id, specifier) ?? []) {
+      for (const index of hidden) representation.segments[index] ??= { visible: true };
+    }
+    for (const index of new Set([...Object.keys(currentSegments(labelmap)).map(Number), ...hidden])) {
+      const shown = !hidden.has(index);
+      if (visibility.getSegmentIndexVisibility(slot.id, specifier, index) !== shown) {
+        visibility.setSegmentIndexVisibility(slot.id, specifier, index, shown);
+      }
+    }
+    // Showing a segment shows its whole labelmap: the mask toggle (M) stays as the reader left it.
+    if (!this.visible) visibility.setSegmentationRepresentationVisibility(slot.id, specifier, false);
   }
 
   _restyle() {
