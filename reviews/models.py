@@ -409,7 +409,10 @@ class Decision(models.Model):
     dice = models.FloatField(null=True, blank=True)  # AI mask vs final mask
     reason_code = models.CharField(max_length=32, blank=True, default="")
     reason_text = models.TextField(blank=True, default="")
-    confidence = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    # 1 (unsure) to 5 (certain) when the reader gave one for this decision; null when not given.
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
     time_spent_s = models.FloatField(null=True, blank=True)  # as the client reports it, per finding
     reading_active_s = models.FloatField(default=0.0)  # the reading's active time at this decision
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -425,7 +428,8 @@ class Decision(models.Model):
                 name="decision_one_first_per_target",
             ),
             models.CheckConstraint(
-                condition=Q(confidence__gte=1, confidence__lte=5), name="decision_confidence"
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=5),
+                name="decision_confidence",
             ),
             models.CheckConstraint(
                 condition=Q(kind__in=["accepted", "edited", "overridden", "added", "withdrawn"]),

@@ -234,7 +234,11 @@ class DecisionsApi(ReviewsApi):
             ref_name = "DecisionInput"
 
         kind = serializers.ChoiceField(choices=Decision.Kind.values)
-        confidence = serializers.IntegerField(help_text="1 (unsure) to 5 (certain)")
+        confidence = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            help_text="1 (unsure) to 5 (certain); left out or null: none given",
+        )
         finding = serializers.IntegerField(
             required=False, min_value=1, max_value=BIGGEST_ID, help_text="the AI finding's index"
         )

@@ -47,7 +47,7 @@ class DecisionInput:
     """What the reader sent (reviews.api validates the types; this module the meaning)."""
 
     kind: str
-    confidence: int
+    confidence: int | None = None  # not given: recorded as such, never as a middle value
     finding: int | None = None  # the AI finding's index (accept, edit, override)
     target: str = ""  # "added-<n>": revise or withdraw an added finding
     label: str = ""
@@ -175,12 +175,12 @@ def _added_target(reading: Reading, given: DecisionInput) -> str:
 
 
 def _check_common(given: DecisionInput) -> None:
-    if (
+    if given.confidence is not None and (
         isinstance(given.confidence, bool)
         or not isinstance(given.confidence, int)
         or not 1 <= given.confidence <= 5
     ):
-        raise Invalid("confidence must be a whole number from 1 to 5", field="confidence")
+        raise Invalid("confidence must be a whole number from 1 to 5, or left out", field="confidence")
     if given.time_spent_s is not None and not (
         math.isfinite(given.time_spent_s) and 0 <= given.time_spent_s <= MAX_TIME_SPENT_S
     ):

@@ -211,6 +211,7 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
         assert decision.inference_job == job
         assert decision.input_hash == job.input_hash
     assert current["ai-1"].dice == 1.0
+    assert current["ai-1"].confidence is None, "she gave none: none is assumed"
     assert current["ai-1"].final_label == current["ai-1"].ai_label
     assert current["ai-1"].ai_max_probability == pytest.approx(job.findings.get(index=1).max_probability)
     edited = current["ai-2"]

@@ -68,6 +68,15 @@ def test_accept_records_the_ai_finding_with_full_provenance(revealed, in_project
     assert response.json()["version"] == revealed[2] + 1
 
 
+@pytest.mark.parametrize("body", [{}, {"confidence": None}])
+def test_a_confidence_the_reader_did_not_give_is_recorded_as_not_given(revealed, body):
+    response = _post(revealed, kind="accepted", finding=1, **body)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["decision"]["confidence"] is None
+    assert Decision.objects.get(pk=response.json()["decision"]["id"]).confidence is None
+
+
 def test_a_decision_reads_the_readers_roles_once_and_its_audit_event_names_them(revealed):
     with CaptureQueriesContext(connection) as queries:
         response = _post(revealed, kind="accepted", finding=1, confidence=3)

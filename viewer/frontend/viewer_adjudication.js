@@ -157,7 +157,7 @@ export class AdjudicationPanel {
         if (answers.length) card.append(element("p", { textContent: answers.join(" · ") }));
         const list = element("ul");
         for (const finding of read.findings) {
-          list.append(element("li", { textContent: `${finding.label || finding.kind}, ${finding.voxels ?? 0} voxels, confidence ${finding.confidence}` }));
+          list.append(element("li", { textContent: [`${finding.label || finding.kind}`, `${finding.voxels ?? 0} voxels`, finding.confidence != null && `confidence ${finding.confidence}`].filter(Boolean).join(", ") }));
         }
         if (!read.findings.length) list.append(element("li", { className: "muted", textContent: "no findings" }));
         card.append(list);

@@ -260,6 +260,7 @@ export class ReviewPanel {
     const { decision, version } = answer;
     this.reading.version = version;
     this.reading.decisions = [...this.reading.decisions.filter((d) => d.target !== decision.target), decision];
+    this.root.querySelectorAll("input[name=confidence]").forEach((input) => (input.checked = false)); // it was this decision's
     this._say(`${KIND_WORDS[decision.kind]}: ${describeTarget(decision.target)}${decision.kind === "edited" && decision.dice != null ? ` (Dice with the AI ${decision.dice.toFixed(2)})` : ""}.`);
     this._render();
     this._paintDecisions();
@@ -424,8 +425,10 @@ export class ReviewPanel {
     return decision?.final_label || this._aiFinding(index)?.label || this.reading.labels[0];
   }
 
+  /** The confidence chosen for this decision, or null: none is assumed for the reader. */
   _confidence() {
-    return Number(this.root.querySelector("input[name=confidence]:checked")?.value || 3);
+    const chosen = this.root.querySelector("input[name=confidence]:checked");
+    return chosen ? Number(chosen.value) : null;
   }
 
   _url(action) {
@@ -620,7 +623,7 @@ export class ReviewPanel {
         const show = element("button", {
           type: "button",
           className: "finding-name",
-          textContent: `${describeTarget(decision.target)}: ${decision.final_label} (${when}, confidence ${decision.confidence})`,
+          textContent: `${describeTarget(decision.target)}: ${decision.final_label} (${[when, decision.confidence != null && `confidence ${decision.confidence}`].filter(Boolean).join(", ")})`,
         });
         show.title = "Show it";
         show.addEventListener("click", () => this.showAdded(decision.target));
@@ -700,7 +703,7 @@ function decisionWords(decision, reasons = []) {
     words.push(reason?.label || decision.reason_code.replaceAll("_", " "));
     if (decision.reason_text) words.push(`“${decision.reason_text}”`);
   }
-  words.push(`confidence ${decision.confidence}`);
+  if (decision.confidence != null) words.push(`confidence ${decision.confidence}`);
   return words.join(" · ");
 }
 
