@@ -4,9 +4,11 @@ Each reader's mask of a case splits into findings, its face-connected components
 engine splits its own). Readers are taken in the order given: the first reader's findings start
 the groups; each next reader's findings are assigned to the groups by the Hungarian algorithm
 (scipy's linear_sum_assignment), maximising the total IoU, where a finding's IoU with a group
-is its best IoU with any finding already in it. A pair below `min_iou` is never matched; an
-unmatched finding starts a new group. A group holds at most one finding per reader, so a reader
-absent from a group missed that finding.
+is its best IoU with any finding already in it. A pair matches when its IoU reaches `min_iou`,
+or when the overlap covers at least `min_contained` of the smaller finding: a tight outline of a
+nodule inside another reader's generous one is the same nodule, whatever their IoU. Other pairs
+are never matched; an unmatched finding starts a new group. A group holds at most one finding
+per reader, so a reader absent from a group missed that finding.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def iou(a: Finding[R], b: Finding[R]) -> float:
     return shared / (a.voxels + b.voxels - shared)
 
 
+def _pair_score(a: Finding[R], b: Finding[R], min_iou: float, min_contained: float) -> float:
+    """The pair's IoU where the pair may match (see the module's docstring), else 0.0."""
+    shared = _overlap(a, b)
+    if shared == 0:
+        return 0.0
+    score = shared / (a.voxels + b.voxels - shared)
+    return score if score >= min_iou or shared >= min_contained * min(a.voxels, b.voxels) else 0.0
+
+
 @dataclass(frozen=True)
 class Matching(Generic[R]):
     """Findings grouped across readers. `groups[k]` maps each reader who marked finding k to
@@ -107,10 +118,20 @@ class Matching(Generic[R]):
         return pairwise_table(masks, spacing=spacing)
 
 
-def _assign(groups: list[dict[R, Finding[R]]], found: list[Finding[R]], min_iou: float) -> set[int]:
+def _assign(
+    groups: list[dict[R, Finding[R]]], found: list[Finding[R]], min_iou: float, min_contained: float
+) -> set[int]:
     """Adds the reader's findings to the groups they best match; returns those placed."""
-    score = np.array([[max(iou(f, member) for member in group.values()) for group in groups] for f in found])
-    score[score < min_iou] = 0.0  # so a pair below the threshold never displaces one above it
+    # A pair that may not match scores 0.0, so it never displaces one that may.
+    score = np.array(
+        [
+            [
+                max(_pair_score(f, member, min_iou, min_contained) for member in group.values())
+                for group in groups
+            ]
+            for f in found
+        ]
+    )
     rows, columns = linear_sum_assignment(score, maximize=True)
     placed = set()
     for row, column in zip(rows, columns, strict=True):
@@ -120,10 +141,14 @@ def _assign(groups: list[dict[R, Finding[R]]], found: list[Finding[R]], min_iou:
     return placed
 
 
-def match_findings(masks: Mapping[R, npt.ArrayLike], *, min_iou: float = 0.1) -> Matching[R]:
-    """Groups the readers' findings of one case by overlap (IoU >= min_iou, 0 < min_iou <= 1)."""
-    if not 0.0 < min_iou <= 1.0:
-        raise ValueError(f"min_iou must lie in (0, 1], got {min_iou}")
+def match_findings(
+    masks: Mapping[R, npt.ArrayLike], *, min_iou: float = 0.1, min_contained: float = 0.5
+) -> Matching[R]:
+    """Groups the readers' findings of one case by overlap: IoU >= min_iou, or the smaller
+    finding at least `min_contained` inside the other (both in (0, 1])."""
+    for name, value in (("min_iou", min_iou), ("min_contained", min_contained)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must lie in (0, 1], got {value}")
     arrays = {reader: as_mask(mask) for reader, mask in masks.items()}
     shapes = {array.shape for array in arrays.values()}
     if len(shapes) > 1:
@@ -131,6 +156,6 @@ def match_findings(masks: Mapping[R, npt.ArrayLike], *, min_iou: float = 0.1) ->
     groups: list[dict[R, Finding[R]]] = []
     for reader, array in arrays.items():
         found = findings_of(array, reader=reader)
-        placed = _assign(groups, found, min_iou) if groups and found else set()
+        placed = _assign(groups, found, min_iou, min_contained) if groups and found else set()
         groups.extend({reader: f} for k, f in enumerate(found) if k not in placed)
     return Matching(readers=tuple(arrays), groups=tuple(groups), shape=shapes.pop() if shapes else (0,))

@@ -1,4 +1,4 @@
-"""Matching findings across readers: connected components paired by IoU, misses counted."""
+"""Matching findings across readers: connected components paired by overlap, misses counted."""
 
 from __future__ import annotations
 
@@ -77,6 +77,22 @@ def test_overlap_below_the_threshold_is_two_findings():
     assert iou(found_a, found_b) == pytest.approx(2 / 18)
     assert len(match_findings({"a": a, "b": b}, min_iou=0.2).groups) == 2
     assert len(match_findings({"a": a, "b": b}, min_iou=0.1).groups) == 1
+
+
+def test_a_tight_outline_inside_a_generous_one_is_the_same_finding():
+    generous = np.zeros((12, 12, 12), dtype=bool)
+    generous[1:9, 1:9, 1:9] = True  # 512 voxels
+    tight = np.zeros_like(generous)
+    tight[4:7, 4:7, 4:7] = True  # 27 voxels, all inside: IoU 27/512
+    found = findings_of(generous, reader="a")[0], findings_of(tight, reader="b")[0]
+    assert iou(*found) == pytest.approx(27 / 512)
+    assert match_findings({"a": generous, "b": tight}).misses() == {"a": 0, "b": 0}
+    a_third_in = np.zeros_like(generous)
+    a_third_in[4:7, 4:7, 8:11] = True  # column 8 inside, 9 and 10 outside
+    assert match_findings({"a": generous, "b": a_third_in}).misses() == {"a": 1, "b": 1}
+    assert match_findings({"a": generous, "b": a_third_in}, min_contained=0.3).misses() == {"a": 0, "b": 0}
+    with pytest.raises(ValueError, match="min_contained"):
+        match_findings({"a": generous}, min_contained=0.0)
 
 
 def test_assignment_maximises_total_overlap_rather_than_taking_the_best_pair_first():

@@ -29,7 +29,8 @@ from reviews.selectors import decisions_current
 
 logger = logging.getLogger(__name__)
 
-MIN_IOU = 0.1  # findings of two readers overlapping less than this are different findings
+MIN_IOU = 0.1  # findings of two readers overlapping less than this are different findings...
+MIN_CONTAINED = 0.5  # ...unless the smaller lies at least this much inside the other
 STAPLE_MARGIN = 5  # voxels around the readers' marks STAPLE runs on (docs/consensus.md)
 DEFAULT_LABEL = "lesion"
 
@@ -164,7 +165,7 @@ def compare(case: ConsensusCase, reads: Sequence[Read], geometry: Geometry) -> C
     spacing = geometry.spacing
     volumes = {read.reading.pk: read.volume for read in reads}
     by_pk = {read.reading.pk: read for read in reads}
-    matching = match_findings(volumes, min_iou=MIN_IOU)
+    matching = match_findings(volumes, min_iou=MIN_IOU, min_contained=MIN_CONTAINED)
     findings: list[dict[str, Any]] = []
     matched_dice: list[float] = []
     matched_hd95: list[float] = []
@@ -210,6 +211,7 @@ def compare(case: ConsensusCase, reads: Sequence[Read], geometry: Geometry) -> C
         "spacing_mm": list(spacing),
         "min_dice": project.min_dice,
         "min_iou": MIN_IOU,
+        "min_contained": MIN_CONTAINED,
         "findings": findings,
         "worst_dice": round(worst_matched, 6) if worst_matched is not None else None,
         "worst_hd95_mm": _finite(max(matched_hd95)) if matched_hd95 else None,
