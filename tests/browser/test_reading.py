@@ -184,6 +184,7 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     page.get_by_role("button", name="Submit reading").dblclick()  # a double click submits once
     until(lambda: _panel_state(page)["reading"]["phase"] == "submitted", what="the submission", timeout=60)
     assert len(submits) == 1
+    assert page.locator("[data-review-confidence]").is_hidden(), "no decision is left to rate"
     assert page.locator("[data-review-message]").get_attribute("data-tone") != "error"
     shot(page, "reading-3-submitted.png")
     assert browser_errors == []

@@ -571,6 +571,7 @@ export class ReviewPanel {
     this.root.querySelectorAll("[data-review-locked-when-submitted]").forEach((el) => {
       el.disabled = submitted;
     });
+    this.$("confidence").hidden = submitted; // it belongs to a next decision: there is none
     this._renderAi();
     this._renderAdded();
     this._showTime();
@@ -617,7 +618,7 @@ export class ReviewPanel {
     const frozen = (d) => d.phase === "unaided" && this.reading.phase !== "unaided";
     list.replaceChildren(
       ...added.map((decision) => {
-        const item = element("li", { className: "review-added" });
+        const item = element("li", { className: "review-added-item" });
         item.dataset.target = decision.target;
         const when = decision.phase === "unaided" ? "unaided read" : "after the AI";
         const show = element("button", {
