@@ -246,3 +246,71 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     assert steps.index("unaided read locked") > steps.index("decision recorded")
     assert steps[-1].startswith("reading submitted") or "reading submitted" in steps
     assert InferenceJob.objects.get(pk=job.pk).status == "succeeded"
+
+
+COUNT_SEGMENT = """(index) => Object.values(window.overread.viewer.getLabelmap())
+    .reduce((n, values) => n + values.filter((v) => v === index).length, 0)"""
+
+
+def test_what_the_viewer_draws_is_what_the_reading_saves(
+    page: Any, browser_errors: list[str], rhea: Any, worklist: dict[str, Any]
+) -> None:
+    study, job = worklist["study"], worklist["job"]
+    drawn = lambda index: page.evaluate(COUNT_SEGMENT, index)  # noqa: E731
+    sign_in(page, "rhea")
+    page.goto(f"/studies/{study.study_uid}/?project={worklist['project'].pk}")
+    page.locator(READY).wait_for(state="attached", timeout=60_000)
+    page.locator(f'{PANEL}[data-review-state="ready"]').wait_for(timeout=30_000)
+
+    # A new finding painted, then cancelled: its paint goes, and nothing of it is saved later.
+    page.keyboard.press("n")
+    _paint(page, dx=-60, dy=-40)
+    until(lambda: drawn(101) > 0, what="the stroke drawn")
+    page.keyboard.press("Escape")
+    until(lambda: drawn(101) == 0, what="the cancelled stroke gone")
+    page.get_by_role("button", name="Lock my read and show the AI").click()
+    until(lambda: page.locator(f"{PANEL} [data-finding]").count() == 3, what="the AI's findings")
+
+    # The viewer shows finding 1 at once; the reader outlines it as a finding of her own.
+    until(lambda: _panel_state(page)["current"] == 1, what="finding 1 chosen")
+    ai = _panel_state(page)["reading"]["ai"]
+    slice_1 = ai["slices"][round(ai["findings"][0]["centroid_voxel"][0])]
+    where = "() => window.overread.viewer.state().sopInstanceUid"
+    until(lambda: page.evaluate(where) == slice_1, what="finding 1's slice")
+    page.keyboard.press("n")
+    _paint(page)
+    page.keyboard.press("Enter")
+    until(lambda: "added-1" in _decisions(page), what="her finding saved")
+    # Editing finding 1 starts from the AI's whole mask, not what her marks left of it.
+    page.keyboard.press("c")
+    page.locator(f"{PANEL} [data-review-editing]").wait_for()
+    page.keyboard.press("Enter")
+    until(lambda: _decisions(page).get("ai-1", {}).get("kind") == "edited", what="the edit")
+    assert _decisions(page)["ai-1"]["dice"] == 1.0, "an edit that changed nothing is the AI's mask"
+
+    # Finding 2 edited with the brush, then accepted after all: the AI's mask is drawn again.
+    ai_2 = job.findings.get(index=2).voxel_count
+    _finding(page, 2).get_by_role("button", name="Edit").click()
+    page.locator(f"{PANEL} [data-review-editing]").wait_for()
+    until(lambda: page.evaluate("() => window.overread.viewer.state().tool") == "Brush", what="the brush")
+    _paint(page, dx=25, dy=25)
+    page.get_by_role("button", name="Save").click()
+    until(lambda: _decisions(page).get("ai-2", {}).get("kind") == "edited", what="the edit of 2")
+    edited = drawn(2)
+    assert edited > ai_2
+    page.keyboard.press("Control+z")  # a saved edit is not undone on screen behind the panel's back
+    assert drawn(2) == edited
+    page.keyboard.press("a")
+    until(lambda: _decisions(page).get("ai-2", {}).get("kind") == "accepted", what="the accept of 2")
+    until(lambda: drawn(2) == ai_2, what="the AI's mask of finding 2 drawn again")
+
+    # Overriding by keyboard: O, the arrows choose among the reasons, Enter overrides.
+    reasons = [r["code"] for r in _panel_state(page)["reading"]["project"]["override_reasons"]]
+    page.keyboard.press("j")
+    until(lambda: _panel_state(page)["current"] == 3, what="finding 3 chosen")
+    page.keyboard.press("o")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    until(lambda: _decisions(page).get("ai-3", {}).get("kind") == "overridden", what="the override by keyboard")
+    assert _decisions(page)["ai-3"]["reason_code"] == reasons[1]
+    assert browser_errors == []

@@ -299,6 +299,20 @@ export class AiOverlay {
     }
   }
 
+  /** AI finding `index`'s mask as the job wrote it: {sopInstanceUid: Uint8Array of 0/1}. */
+  findingSlices(index) {
+    const slices = {};
+    const mask = this.arrays?.mask;
+    if (!mask) return slices;
+    const size = this.result.rows * this.result.columns;
+    this.result.slices.forEach((sop, k) => {
+      const plane = mask.subarray(k * size, (k + 1) * size);
+      if (!plane.includes(index)) return;
+      slices[sop] = plane.map((value) => (value === index ? 1 : 0));
+    });
+    return slices;
+  }
+
   /** Marks the findings the reader overrode: their boxes are drawn muted, their masks hidden. */
   setRejected(indices) {
     this.rejected = new Set(indices);

@@ -57,6 +57,8 @@ export class ReviewPanel {
     }
     // ai-first with the job still running: the overlay follows it; once it is there, ask again.
     app.viewer.addEventListener("aishown", () => this._checkForAi());
+    // A confidence, once chosen, gives the keys back to the reading (Enter saves, arrows scroll).
+    this.$("confidence").addEventListener("change", (event) => event.target.blur());
   }
 
   // --- Start -------------------------------------------------------------------------------
@@ -93,6 +95,9 @@ export class ReviewPanel {
     if (!finding) return this._say("Pick an AI finding first (J and K move between them).");
     this.current = index; // J, K and A go on from the finding being edited
     await this.app.overlay.jumpTo(index);
+    // Start from the finding's own mask: the reader's marks share the labelmap and may have
+    // painted over some of its voxels.
+    await this._paintFinding(index);
     this._startEditing({ target: `ai-${index}`, segment: index, kind: "edited", finding: index, label: this._finalLabel(index) });
   }
 
@@ -131,10 +136,15 @@ export class ReviewPanel {
     if (saved) this._stopEditing();
   }
 
-  cancelEditing() {
+  async cancelEditing() {
     const editing = this.editing;
     if (!editing) return;
     this._stopEditing();
+    if (editing.kind === "added" && !editing.target) {
+      this.app.masks.paintSegment(this.reading.series_uid, editing.segment, {}); // never saved: gone
+    } else if (editing.kind === "edited") {
+      await this._paintFinding(editing.finding);
+    }
     this._paintDecisions(); // put back what the server holds
   }
 
@@ -263,6 +273,8 @@ export class ReviewPanel {
     this.root.querySelectorAll("input[name=confidence]").forEach((input) => (input.checked = false)); // it was this decision's
     this._say(`${KIND_WORDS[decision.kind]}: ${describeTarget(decision.target)}${decision.kind === "edited" && decision.dice != null ? ` (Dice with the AI ${decision.dice.toFixed(2)})` : ""}.`);
     this._render();
+    // An accept or override after an edit: the finding is the AI's mask again.
+    if (decision.kind === "accepted" || decision.kind === "overridden") await this._paintFinding(segmentOf(decision.target));
     this._paintDecisions();
     return decision;
   }
@@ -285,6 +297,7 @@ export class ReviewPanel {
 
   _stopEditing() {
     this.editing = null;
+    this.app.masks.forgetHistory();
     if (this.reading?.ai) this._showOverrides();
     this.$("editing").hidden = true;
     this.app.tools.setTool("WindowLevel");
@@ -336,7 +349,7 @@ export class ReviewPanel {
     }
     this.aiShownFor = reading.ai.job;
     this._paintDecisions();
-    if (this.current == null && reading.ai.findings.length) this.current = reading.ai.findings[0].index;
+    if (this.current == null && reading.ai.findings.length) this.select(reading.ai.findings[0].index); // shown, not just marked
     this._render();
   }
 
@@ -391,6 +404,14 @@ export class ReviewPanel {
       this.app.masks.setSegmentHidden(reading.series_uid, finding.index, overridden.has(finding.index));
     }
     this.app.overlay.setRejected(overridden);
+  }
+
+  /** Paints AI finding `index` as it now stands: the reader's edited mask, else the AI's. */
+  async _paintFinding(index) {
+    const decision = this.reading.decisions.find((d) => d.target === `ai-${index}`);
+    const slices =
+      decision?.kind === "edited" && decision.mask_url ? await this._mask(decision) : this.app.overlay.findingSlices(index);
+    if (slices) this.app.masks.paintSegment(this.reading.series_uid, index, slices, this._finalLabel(index));
   }
 
   async _mask(decision) {

@@ -206,6 +206,12 @@ export class MaskEditor {
     this._restyle();
   }
 
+  /** Ends undo and redo at what is saved: Ctrl+Z never takes back a stroke of a saved mask. */
+  forgetHistory() {
+    const memo = coreUtilities.HistoryMemo.DefaultHistoryMemo;
+    memo.size = memo.size; // the setter empties the ring
+  }
+
   undo() {
     coreUtilities.HistoryMemo.DefaultHistoryMemo.undo();
     this._renderAll();

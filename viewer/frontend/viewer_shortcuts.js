@@ -69,13 +69,15 @@ const TYPING = "textarea, select, [contenteditable], input:not([type=range], [ty
 const NAVIGATION = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "PageUp", "PageDown", "Home", "End"]);
 
 // Keys the focused control handles itself: everything typed into a text field (but Ctrl+Enter,
-// which locks or submits the read whose impression is being typed), the arrows on a slider,
-// Space and Enter on buttons, links and check boxes.
+// which locks or submits the read whose impression is being typed), the arrows on a slider or
+// in a group of radio buttons (the override's reasons), Space and Enter on buttons, links and
+// check boxes.
 function leftToTheControl(target, event) {
   if (!target) return false;
   const key = event.key;
   if (target.closest(TYPING)) return !(key === "Enter" && (event.ctrlKey || event.metaKey));
   if (NAVIGATION.has(key) && target.closest("input[type=range]")) return true;
+  if (key.startsWith("Arrow") && target.closest("input[type=radio]")) return true;
   const pressable = "button, a, summary, input[type=checkbox], input[type=radio], input[type=button]";
   return (key === " " || key === "Enter") && Boolean(target.closest(pressable));
 }
