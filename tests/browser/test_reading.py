@@ -80,6 +80,16 @@ def _finding(page: Any, index: int) -> Any:
     return page.locator(f'{PANEL} [data-finding="{index}"]')
 
 
+def _grow_with_the_brush(page: Any, index: int) -> None:
+    """Edit (the button), a brush stroke beside the lesion, Save: the finding's mask grows."""
+    _finding(page, index).get_by_role("button", name="Edit").click()
+    page.locator(f"{PANEL} [data-review-editing]").wait_for()
+    until(lambda: page.evaluate("() => window.overread.viewer.state().tool") == "Brush", what="the brush")
+    _paint(page, dx=25, dy=25)
+    page.get_by_role("button", name="Save").click()
+    until(lambda: _decisions(page).get(f"ai-{index}", {}).get("kind") == "edited", what=f"edit {index}")
+
+
 def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submits(
     page: Any, browser_errors: list[str], rhea: Any, worklist: dict[str, Any]
 ) -> None:
@@ -136,12 +146,7 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
 
     # Edit finding 2 with the brush: a stroke beside the lesion grows the mask.
     page.locator(f'{PANEL} input[name="confidence"][value="4"]').check()
-    _finding(page, 2).get_by_role("button", name="Edit").click()
-    page.locator(f"{PANEL} [data-review-editing]").wait_for()
-    until(lambda: page.evaluate("() => window.overread.viewer.state().tool") == "Brush", what="the brush")
-    _paint(page, dx=25, dy=25)
-    page.get_by_role("button", name="Save").click()
-    until(lambda: _decisions(page).get("ai-2", {}).get("kind") == "edited", what="the edit")
+    _grow_with_the_brush(page, 2)
 
     # Override finding 3: a false positive from an artefact.
     page.locator(f'{PANEL} input[name="confidence"][value="5"]').check()
@@ -290,12 +295,7 @@ def test_what_the_viewer_draws_is_what_the_reading_saves(
 
     # Finding 2 edited with the brush, then accepted after all: the AI's mask is drawn again.
     ai_2 = job.findings.get(index=2).voxel_count
-    _finding(page, 2).get_by_role("button", name="Edit").click()
-    page.locator(f"{PANEL} [data-review-editing]").wait_for()
-    until(lambda: page.evaluate("() => window.overread.viewer.state().tool") == "Brush", what="the brush")
-    _paint(page, dx=25, dy=25)
-    page.get_by_role("button", name="Save").click()
-    until(lambda: _decisions(page).get("ai-2", {}).get("kind") == "edited", what="the edit of 2")
+    _grow_with_the_brush(page, 2)
     edited = drawn(2)
     assert edited > ai_2
     page.keyboard.press("Control+z")  # a saved edit is not undone on screen behind the panel's back
@@ -311,6 +311,8 @@ def test_what_the_viewer_draws_is_what_the_reading_saves(
     page.keyboard.press("o")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    until(lambda: _decisions(page).get("ai-3", {}).get("kind") == "overridden", what="the override by keyboard")
+    until(
+        lambda: _decisions(page).get("ai-3", {}).get("kind") == "overridden", what="the override by keyboard"
+    )
     assert _decisions(page)["ai-3"]["reason_code"] == reasons[1]
     assert browser_errors == []
