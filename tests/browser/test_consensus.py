@@ -121,10 +121,12 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
     page.locator("[data-adj-rationale]").fill(
         "STAPLE's mask, widened to the nodule's lower edge; solid on the lung window."
     )
-    page.get_by_role("button", name="Record the reference standard").click()
+    page.get_by_role("button", name="Record the reference standard").dblclick()  # records once
     until(
         lambda: page.locator("[data-adj-history-list] li").count() == 1, what="the reference in the history"
     )
+    until(lambda: "recorded" in page.locator("[data-adj-message]").inner_text(), what="the recording said")
+    assert "meanwhile" not in page.locator("[data-adj-message]").inner_text(), "no conflict with itself"
     shot(page, "consensus-adjudicated.png")
 
     # A second tab records a newer reference behind the first one's back.

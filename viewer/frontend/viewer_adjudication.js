@@ -84,6 +84,16 @@ export class AdjudicationPanel {
 
   async save(event) {
     event?.preventDefault();
+    if (this.saving) return; // a double click: the first recording is on its way
+    this.saving = true;
+    try {
+      await this._save();
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  async _save() {
     const form = this.$("form");
     if (!form.reportValidity()) return;
     if (!this.shown) return this._say("Show the mask the reference starts from first.");
