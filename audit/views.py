@@ -100,10 +100,12 @@ def audit_export_create(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponse(f"export_format must be one of {formats}", status=400, content_type="text/plain")
     if not form.is_valid():
         return HttpResponse(f"invalid filter: {form.errors.as_text()}", status=400, content_type="text/plain")
-    export = services.audit_export_request(
+    export, new = services.audit_export_request(
         export_format=export_format, audit_filter=form.audit_filter(), request=request
     )
     if request.htmx:
+        if not new:  # its progress is on the page already
+            return HttpResponse(status=204)
         return render(request, "audit/export_status.html#status", {"export": export})
     return redirect("audit:export-status", pk=export.pk)
 

@@ -89,8 +89,10 @@ def _record_audit_read(
 
 def audit_export_request(
     *, export_format: str, audit_filter: AuditFilter, request: HttpRequest
-) -> AuditExport:
+) -> tuple[AuditExport, bool]:
     """Starts a background export for the request's user; records 110101 Audit Log Used.
+    Returns it and whether it is new: the same export asked for again while the user's first
+    one is still being written (a double click) is that one.
 
     The file is written by the `audit_export_run` task (enqueued after
     commit); fetching it records the 110106 Export (audit_export_fetched).
@@ -99,11 +101,23 @@ def audit_export_request(
         raise ValueError(f"unknown export format {export_format!r}")
     if isinstance(request.user, AnonymousUser):
         raise PermissionDenied("exports are for signed-in users")
+    filters = audit_filter.as_params()
+    pending = (
+        AuditExport.objects.filter(
+            requested_by=request.user,
+            export_format=export_format,
+            status__in=[AuditExport.Status.QUEUED, AuditExport.Status.RUNNING],
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if pending is not None and pending.filters == filters:
+        return pending, False
     with transaction.atomic():
         export = AuditExport.objects.create(
             requested_by=request.user,
             export_format=export_format,
-            filters=audit_filter.as_params(),
+            filters=filters,
             up_to_id=audit_event_last_id(),
         )
         detail = {
@@ -117,7 +131,7 @@ def audit_export_request(
 
         pk = export.pk
         transaction.on_commit(lambda: audit_export_run.delay(export_pk=pk))
-    return export
+    return export, True
 
 
 def audit_export_write(*, export_pk: int, task_id: str = "", progress_every: int = 10_000) -> None:

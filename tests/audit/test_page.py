@@ -244,6 +244,21 @@ def test_a_background_export_shows_progress_then_a_download(
     default_storage.delete(export.file_name)
 
 
+def test_the_same_export_asked_for_twice_while_it_is_written_is_made_once(admin_client, make_events):
+    make_events(3)
+    ask = {"export_format": "csv", "username": "rita"}
+    first = admin_client.post("/audit/exports/", ask, HTTP_HX_REQUEST="true")
+    again = admin_client.post("/audit/exports/", ask, HTTP_HX_REQUEST="true")  # a double click
+    assert (first.status_code, again.status_code) == (200, 204)  # nothing more to show
+    assert AuditExport.objects.count() == 1
+    other = admin_client.post("/audit/exports/", {**ask, "export_format": "jsonl"}, HTTP_HX_REQUEST="true")
+    assert other.status_code == 200
+    assert AuditExport.objects.count() == 2  # another format is another export
+    AuditExport.objects.update(status=AuditExport.Status.DONE)
+    admin_client.post("/audit/exports/", ask, HTTP_HX_REQUEST="true")
+    assert AuditExport.objects.count() == 3  # asked again once the first is done: a new one
+
+
 def test_a_background_export_is_only_for_the_admin_who_asked(admin_client, make_events):
     make_events(1)
     admin_client.post("/audit/exports/", {"export_format": "jsonl"})
