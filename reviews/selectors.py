@@ -11,7 +11,7 @@ import datetime as dt
 import heapq
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -277,6 +277,9 @@ class WorklistPage:
 
 
 WORKLIST_ORDER = ("triage_rank", "waiting_since", "pk")
+# Where the AI is hidden from the user, its triage is too: neither the order nor a filter uses it.
+BLIND_ORDER = ("waiting_since", "pk")
+BLIND_RANK = ProjectStudy.TRIAGE_RANK[ProjectStudy.Triage.NONE]
 
 
 def worklist_page(
@@ -295,7 +298,8 @@ def worklist_page(
     }
     page = max(page, 1)
     start, stop = (page - 1) * size, page * size + 1
-    entries = _worklist_filtered(user=user, worklist_filter=worklist_filter)
+    hiding_ai = _projects_hiding_ai(memberships)
+    entries = _worklist_filtered(user=user, worklist_filter=worklist_filter, hiding_ai=hiding_ai)
     projects = _worklist_projects(user=user, memberships=memberships, only=worklist_filter.project)
     if projects is None:  # every active project (admins): one scan of the `worklist_order_all` index
         inactive = list(ReadingProject.objects.filter(active=False).values_list("pk", flat=True))
@@ -305,16 +309,19 @@ def worklist_page(
             .values_list("pk", flat=True)[start:stop]
         )
     elif len(projects) == 1:
+        order = BLIND_ORDER if projects[0] in hiding_ai else WORKLIST_ORDER
         keys = list(
-            entries.filter(project_id=projects[0])
-            .order_by(*WORKLIST_ORDER)
-            .values_list("pk", flat=True)[start:stop]
+            entries.filter(project_id=projects[0]).order_by(*order).values_list("pk", flat=True)[start:stop]
         )
     else:
-        per_project = [
-            entries.filter(project_id=project).order_by(*WORKLIST_ORDER).values_list(*WORKLIST_ORDER)[:stop]
-            for project in projects
-        ]
+        per_project: list[Iterable[tuple[Any, ...]]] = []
+        for project in projects:
+            rows_of = entries.filter(project_id=project)
+            if project in hiding_ai:  # ranked as if the AI had said nothing
+                blind = rows_of.order_by(*BLIND_ORDER).values_list(*BLIND_ORDER)[:stop]
+                per_project.append((BLIND_RANK, *key) for key in blind)
+            else:
+                per_project.append(rows_of.order_by(*WORKLIST_ORDER).values_list(*WORKLIST_ORDER)[:stop])
         keys = [key[-1] for key in islice(heapq.merge(*per_project), start, stop)]
     found = ProjectStudy.objects.select_related("study__patient").in_bulk(keys)
     # Each project once, not once per row (every copy would decode its override reasons).
@@ -327,7 +334,7 @@ def worklist_page(
         WorklistRow(entry=e, viewer_url=f"{viewer_path(e.study.study_uid)}?project={e.project_id}")
         for e in shown
     ]
-    _attach_details(rows, user=user, memberships=memberships)
+    _attach_details(rows, user=user, memberships=memberships, hiding_ai=hiding_ai)
     return WorklistPage(rows=rows, number=page, has_next=len(keys) > size)
 
 
@@ -340,7 +347,19 @@ def _worklist_projects(*, user: Any, memberships: dict[int, str], only: int | No
     return sorted(pk for pk in memberships if only is None or pk == only)
 
 
-def _worklist_filtered(*, user: Any, worklist_filter: WorklistFilter) -> QuerySet[ProjectStudy]:
+def _projects_hiding_ai(memberships: dict[int, str]) -> set[int]:
+    """The projects whose AI results the user may not see: those where they annotate and the
+    project keeps the AI from its annotators (one query, none for a user who annotates nowhere)."""
+    annotating = [pk for pk, role in memberships.items() if role == MemberRole.ANNOTATOR]
+    if not annotating:
+        return set()
+    hiding = ReadingProject.objects.filter(pk__in=annotating, show_ai_to_annotators=False)
+    return set(hiding.values_list("pk", flat=True))
+
+
+def _worklist_filtered(
+    *, user: Any, worklist_filter: WorklistFilter, hiding_ai: set[int]
+) -> QuerySet[ProjectStudy]:
     entries = ProjectStudy.objects.all()
     f = worklist_filter
     blind = _consensus_projects_read_blind(user=user)
@@ -356,7 +375,14 @@ def _worklist_filtered(*, user: Any, worklist_filter: WorklistFilter) -> QuerySe
     if f.priority in PRIORITY_FILTERS:
         triage = ProjectStudy.Triage(PRIORITY_FILTERS[f.priority])
         # The rank narrows the index range; the triage picks within it.
-        entries = entries.filter(triage_rank=ProjectStudy.TRIAGE_RANK[triage], ai_triage=triage)
+        by_triage = Q(triage_rank=ProjectStudy.TRIAGE_RANK[triage], ai_triage=triage)
+        if hiding_ai:  # there the user sees no triage: every row is one "with no AI result"
+            unseen = Q(project_id__in=hiding_ai)
+            if triage == ProjectStudy.Triage.NONE:
+                by_triage = (~unseen & by_triage) | unseen
+            else:
+                by_triage = ~unseen & by_triage
+        entries = entries.filter(by_triage)
     if f.modality:
         entries = entries.filter(study__acquired_modalities__contains=f.modality.upper())
     if f.q:
@@ -447,7 +473,9 @@ def _searched(entries: QuerySet[ProjectStudy], text: str) -> QuerySet[ProjectStu
     )
 
 
-def _attach_details(rows: list[WorklistRow], *, user: Any, memberships: dict[int, str]) -> None:
+def _attach_details(
+    rows: list[WorklistRow], *, user: Any, memberships: dict[int, str], hiding_ai: set[int]
+) -> None:
     """Assignees, the AI job and the user's own reading of each row: three queries in all."""
     if not rows:
         return
@@ -476,10 +504,7 @@ def _attach_details(rows: list[WorklistRow], *, user: Any, memberships: dict[int
             user=user,
             sees_all=sees_all,
         )
-        row.ai_hidden = (
-            memberships.get(row.entry.project_id) == MemberRole.ANNOTATOR
-            and not row.entry.project.show_ai_to_annotators
-        )
+        row.ai_hidden = row.entry.project_id in hiding_ai
         row.job = None if row.ai_hidden else jobs.get(row.entry.study_id)
         row.my_reading = readings.get(key)
         blind_reader = memberships.get(row.entry.project_id) in READER_ROLES and not sees_all

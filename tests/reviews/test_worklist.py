@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 
 import pytest
 from django.db import connection
@@ -250,6 +251,31 @@ def test_annotators_do_not_see_the_ai_when_the_project_hides_it(worklist_project
     assert '<span class="triage-badge urgent">Urgent</span>' in html
     assert '<span class="muted">hidden</span>' not in html
     assert 'data-ai-status="succeeded"' in html
+
+
+def test_where_the_ai_is_hidden_neither_the_order_nor_the_priority_filter_tells_its_triage(
+    worklist_project, rita, anna
+):
+    waiting_longer = make_study(hours_waiting=5, triage="routine")
+    urgent = make_study(hours_waiting=1, triage="urgent")
+    project_studies_add(project=worklist_project, studies=[waiting_longer, urgent])
+    only_here = WorklistFilter(project=worklist_project.pk)
+    everywhere = WorklistFilter()  # anna annotates in the department's project too: pages merged
+
+    def listed(user, **given):
+        return [
+            _uids(worklist_page(user=user, worklist_filter=replace(f, **given)))
+            for f in (only_here, everywhere)
+        ]
+
+    urgent_first = [urgent.study_uid, waiting_longer.study_uid]
+    longest_waiting_first = urgent_first[::-1]
+    assert listed(rita) == [urgent_first, urgent_first]  # the control: a radiologist's triage
+    assert listed(anna) == [longest_waiting_first, longest_waiting_first]
+    assert listed(anna, priority="urgent") == [[], []]
+    assert listed(anna, priority="routine") == [[], []]
+    assert listed(anna, priority="none") == [longest_waiting_first, longest_waiting_first]
+    assert listed(rita, priority="urgent") == [[urgent.study_uid]] * 2
 
 
 def _count_queries(client, url):
