@@ -111,6 +111,13 @@ def test_the_jobs_mask_is_the_editable_labelmap_and_m_toggles_it(page, browser_e
     shot(page, "viewer-ai-mask.png")
     page.keyboard.press("m")
     assert tinted_pixels(changed(page, shown)) < tinted_pixels(shown) - 20
+
+    # The AI's SEG and SR are listed, but are not images: a click says so and shows nothing else.
+    status = page.locator('[data-viewport-index="0"] .viewport-status')
+    for modality, why in (("SEG", "a mask, not an image"), ("SR", "a document, not an image")):
+        page.locator(".series-thumb", has=page.locator(".series-modality", has_text=modality)).click()
+        until(lambda why=why: why in status.inner_text(), what=f"why the {modality} is not shown")
+        assert page.evaluate("() => window.overread.viewer.state().seriesUid") == ct.series_uid
     assert browser_errors == []
 
 

@@ -24,7 +24,7 @@ export class ReadingViewer extends EventTarget {
     this.slots = [];
     this.activeIndex = 0;
     this.layout = "1x1";
-    this.defaultSeriesUids = this.thumbs.map((t) => t.dataset.seriesUid);
+    this.defaultSeriesUids = this.thumbs.filter((t) => !t.dataset.notViewable).map((t) => t.dataset.seriesUid);
     this._wireSeriesPanel();
     this._observeResize();
     eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, (event) => this._imageFailed(event));
@@ -237,13 +237,27 @@ export class ReadingViewer extends EventTarget {
     if (slot) slot.status.textContent = `An image could not be loaded${error?.message ? `: ${error.message}` : ""}`;
   }
 
+  /** A passing note in the active viewport (cleared after a few seconds). */
+  _tell(text) {
+    const slot = this.activeSlot;
+    if (!slot) return;
+    slot.status.textContent = text;
+    clearTimeout(this.toldTimer);
+    this.toldTimer = setTimeout(() => {
+      if (slot.status.textContent === text) slot.status.textContent = "";
+    }, 5000);
+  }
+
   // --- Series panel and drag and drop -------------------------------------------------------
   _wireSeriesPanel() {
     for (const thumb of this.thumbs) {
+      const why = thumb.dataset.notViewable; // an SR or a SEG: nothing to draw on its own
       thumb.addEventListener("click", (event) => {
         event.preventDefault();
-        this.showSeries(thumb.dataset.seriesUid).catch(() => {});
+        if (why) this._tell(why);
+        else this.showSeries(thumb.dataset.seriesUid).catch(() => {});
       });
+      if (why) continue;
       thumb.addEventListener("dragstart", (event) => {
         event.dataTransfer.setData(SERIES_DRAG_TYPE, thumb.dataset.seriesUid);
         event.dataTransfer.setData("text/plain", thumb.dataset.seriesUid);
