@@ -6,12 +6,15 @@ done (htmx stops polling on status 286, HttpResponseStopPolling).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from audit.services import audit_hidden_refused
@@ -76,12 +79,16 @@ def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @permission_required("inference.change_inferencejob", raise_exception=True)
-def job_rerun_view(request: HttpRequest, pk: int) -> HttpResponse:
+def job_rerun_view(request: HtmxRequest, pk: int) -> HttpResponse:
     try:
         job = job_rerun(job=_job(request, pk), user=request.user)
     except JobError as exc:
         return render(request, STATUS_TEMPLATE, {"job": _job(request, pk), "error": str(exc)}, status=409)
-    return render(request, STATUS_TEMPLATE, {"job": job})
+    shown_on = urlsplit(request.htmx.current_url_abs_path or "").path if request.htmx else ""
+    if shown_on == reverse("inference:jobs"):
+        # The list: the old job's row stays as it was, the new job comes first; reload it.
+        return HttpResponseClientRefresh()
+    return render(request, STATUS_TEMPLATE, {"job": job})  # a study's panel: its job is the new one
 
 
 @require_GET

@@ -282,3 +282,30 @@ def test_a_rerun_is_a_new_job_beside_the_old(series, model, rita):
     assert _run(second).status == "succeeded"
     assert first.outputs.count() == second.outputs.count() > 0
     assert Series.objects.filter(study=series.study).count() > 1  # the derived series
+
+
+def test_a_rerun_from_the_jobs_list_reloads_the_list_and_in_a_study_panel_shows_the_new_job(
+    series, model, ada, client
+):
+    done = [job_request(series=series, model=model) for _ in range(2)]
+    InferenceJob.objects.filter(pk__in=[j.pk for j in done]).update(status=InferenceJob.Status.SUCCEEDED)
+    client.force_login(ada)
+    on_page = {"HTTP_HX_REQUEST": "true"}
+
+    # In the list the clicked row must keep its own job: the list is reloaded, new job first.
+    listed = client.post(
+        f"/inference/jobs/{done[0].pk}/rerun/",
+        **on_page,
+        HTTP_HX_CURRENT_URL="http://testserver/inference/jobs/?status=succeeded",
+    )
+    assert (listed.status_code, listed.headers.get("HX-Refresh")) == (200, "true")
+    # In a study's AI panel the status shown is the study's job: now the new one.
+    panel = client.post(
+        f"/inference/jobs/{done[1].pk}/rerun/",
+        **on_page,
+        HTTP_HX_CURRENT_URL="http://testserver/studies/1.2/",
+    )
+    newest = InferenceJob.objects.latest("pk")
+    assert newest.rerun_of == done[1]
+    assert f'id="job-{newest.pk}"' in panel.content.decode()
+    assert InferenceJob.objects.filter(trigger="rerun").count() == 2
