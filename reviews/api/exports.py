@@ -48,21 +48,26 @@ class FeedbackExportCreateApi(ReviewsApi):
     permission_classes = [IsAuthenticated, has(EXPORT_FEEDBACK)]
 
     class InputSerializer(serializers.Serializer):
+        """Every filter is optional: left out or "" it does not narrow the export."""
+
         class Meta:
             ref_name = "FeedbackExportInput"
 
-        project = serializers.CharField(required=False, default="", max_length=100, help_text="name or id")
+        project = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=100, help_text="name or id"
+        )
         model = serializers.CharField(
-            required=False, default="", max_length=100, help_text="name or name:version"
+            required=False, allow_blank=True, default="", max_length=100, help_text="name or name:version"
         )
         since = serializers.CharField(
-            required=False, default="", help_text="YYYY-MM-DD or ISO 8601, inclusive"
+            required=False, allow_blank=True, default="", help_text="YYYY-MM-DD or ISO 8601, inclusive"
         )
         until = serializers.CharField(
-            required=False, default="", help_text="YYYY-MM-DD or ISO 8601, exclusive"
+            required=False, allow_blank=True, default="", help_text="YYYY-MM-DD or ISO 8601, exclusive"
         )
         decision = serializers.CharField(
             required=False,
+            allow_blank=True,
             default="",
             max_length=16,
             help_text=f"one kind only: {', '.join(Decision.Kind.values)}",

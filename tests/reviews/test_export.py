@@ -178,6 +178,14 @@ def test_readings_not_yet_submitted_are_not_exported(in_project, rita, tmp_path)
     assert _manifest(tmp_path / "out") == []
 
 
+def test_an_empty_filter_field_narrows_nothing_as_the_api_reference_offers_it(ada):
+    # /api/docs/ fills a request with every field, the text ones as "".
+    body = {"project": "", "model": "", "since": "", "until": "", "decision": "", "reference": False}
+    started = api(ada).post("/api/v1/feedback/exports/", body, format="json")
+    assert started.status_code == 202, started.content
+    assert FeedbackExport.objects.get(pk=started.json()["id"]).filters == {}
+
+
 def test_admins_export_in_the_background_and_fetching_is_audited(
     submitted, ada, django_capture_on_commit_callbacks
 ):
