@@ -54,10 +54,17 @@ class FilterSerializer(serializers.Serializer):
         required=False, choices=[str(code) for code, _ in Outcome.CHOICES] + [FAILURES]
     )
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if problem := self._filter_of(attrs).range_problem:
+            raise serializers.ValidationError({"until": [problem]})
+        return attrs
+
     def audit_filter(self) -> AuditFilter:
-        return AuditFilter(
-            **{name: value for name, value in self.validated_data.items() if name in _FILTER_FIELDS}
-        )
+        return self._filter_of(self.validated_data)
+
+    @staticmethod
+    def _filter_of(values: dict[str, Any]) -> AuditFilter:
+        return AuditFilter(**{name: value for name, value in values.items() if name in _FILTER_FIELDS})
 
 
 _FILTER_FIELDS = {field.name for field in dataclasses.fields(AuditFilter)}

@@ -33,6 +33,13 @@ class AuditFilter:
     event_id: str = ""
     outcome: str = ""  # "", "0", "4", "8", "12" or FAILURES
 
+    @property
+    def range_problem(self) -> str:
+        """Why `until` cannot go with `since` ("" when it can): what the form and the API say."""
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            return "is before From: no event can lie between them."
+        return ""
+
     def apply(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
         if self.since is not None:
             events = events.filter(occurred_at__gte=self.since)
@@ -91,6 +98,12 @@ class AuditFilterForm(forms.Form):
         choices=[("", "Any event"), *((code, f"{meaning} ({code})") for code, meaning in EVENT_IDS.items())],
     )
     outcome = forms.ChoiceField(required=False, choices=_OUTCOME_CHOICES)
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if not self.errors and (problem := self.audit_filter().range_problem):
+            self.add_error("until", problem)
+        return data
 
     def audit_filter(self) -> AuditFilter:
         """The filter of a valid form. A date alone for `until` includes that whole day."""

@@ -73,6 +73,7 @@ def test_a_date_range_takes_whole_days(admin_client, make_events):
         {"until": "9999-12-31"},  # a day added to it would overflow
         {"since": "0001-01-01T00:00:00+14:00"},  # in UTC it would be before year 1
         {"patient_id": "PAT-9", "since": "2026-13-01"},
+        {"since": "2026-12-07", "until": "2026-12-06"},  # To before From
     ],
 )
 def test_a_bad_filter_is_explained_and_offers_no_export(admin_client, make_events, params):
@@ -102,6 +103,17 @@ def test_a_date_outside_the_years_a_filter_can_mean_is_refused_everywhere(admin_
         assert admin_client.get("/api/v1/audit/events/", {"until": "9999-12-31"}).status_code == 400
     assert AuditExport.objects.count() == exports_before
     assert admin_client.get("/audit/").status_code == 200  # and the page goes on serving
+
+
+def test_to_before_from_is_pointed_out_and_one_day_is_from_and_to_the_same_date(admin_client, make_events):
+    make_events(1)
+    response = admin_client.get("/audit/", {"since": "2026-12-07", "until": "2026-12-06"})
+    assert b"To: is before From" in response.content
+    assert (
+        admin_client.get("/api/v1/audit/events/", {"since": "2026-12-07", "until": "2026-12-06"}).status_code
+        == 400
+    )
+    assert admin_client.get("/audit/", {"since": "2026-12-07", "until": "2026-12-07"}).status_code == 200
 
 
 def test_a_background_export_in_an_unknown_format_says_which_formats_there_are(admin_client):
