@@ -7,13 +7,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import health
+from config.logout import LogoutView
 from config.otp import views as otp_views
 
 handler500 = "config.errors.server_error"
 
 urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", LogoutView.as_view(), name="logout"),
     path("login/otp/", otp_views.otp_verify, name="otp-verify"),
     path("login/otp/setup/", otp_views.otp_setup, name="otp-setup"),
     path("health/", health.health, name="health"),

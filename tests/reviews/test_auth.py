@@ -50,7 +50,10 @@ def test_repeated_failures_lock_the_account_even_for_the_right_password(client, 
 
 def test_sign_out_needs_a_post_and_ends_the_session(client, rita):
     client.force_login(rita)
-    assert client.get(reverse("logout")).status_code == 405
+    asked = client.get(reverse("logout"))  # typed into the address bar: a question, not a sign-out
+    assert asked.status_code == 200
+    assert b'<form method="post" action="/logout/">' in asked.content
+    assert client.get("/").status_code == 200  # still signed in
     client.post(reverse("logout"))
     assert client.get("/").status_code == 302
 

@@ -139,6 +139,7 @@ export class ReviewPanel {
   async cancelEditing() {
     const editing = this.editing;
     if (!editing) return;
+    this._say("");
     this._stopEditing();
     if (editing.kind === "added" && !editing.target) {
       this.app.masks.paintSegment(this.reading.series_uid, editing.segment, {}); // never saved: gone
@@ -281,6 +282,7 @@ export class ReviewPanel {
 
   _startEditing(editing) {
     this.editing = editing;
+    this._say(""); // what was said of the last step is old news
     if (this.reading.ai) this._showOverrides(); // an overridden finding being edited is drawn again
     this.app.masks.nameSegment(this.reading.series_uid, editing.segment, editing.label);
     this.app.masks.setActiveSegment(editing.segment);
@@ -506,7 +508,7 @@ export class ReviewPanel {
 
   _say(text, tone = "info") {
     const message = this.$("message");
-    message.hidden = false;
+    message.hidden = !text;
     message.textContent = text;
     message.dataset.tone = tone;
   }
@@ -586,7 +588,7 @@ export class ReviewPanel {
     if (reading.ai) this.$("ai-triage").textContent = triageWords(reading.ai);
     this.$("ai").hidden = !reading.ai;
     this.$("add").disabled = Boolean(this.editing);
-    this.$("add-controls").hidden = submitted;
+    this.$("add-controls").hidden = submitted || Boolean(this.editing); // the editor has its own label
     this.$("done").hidden = !submitted;
     if (submitted) this.$("done-text").textContent = `SEG ${reading.seg_sop_uid || "—"} · SR ${reading.sr_sop_uid || "—"}`;
     this.root.querySelectorAll("[data-review-locked-when-submitted]").forEach((el) => {
