@@ -27,7 +27,7 @@ from audit.filters import AuditFilter, filter_from_params
 from audit.models import AuditEvent, AuditExport
 from audit.selectors import audit_event_count, audit_event_last_id, audit_event_rows
 from audit.services.recording import audit_record
-from config.jobs import job_claim
+from config.jobs import job_claim, job_pending
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +102,16 @@ def audit_export_request(
     if isinstance(request.user, AnonymousUser):
         raise PermissionDenied("exports are for signed-in users")
     filters = audit_filter.as_params()
-    pending = (
-        AuditExport.objects.filter(
-            requested_by=request.user,
-            export_format=export_format,
-            status__in=[AuditExport.Status.QUEUED, AuditExport.Status.RUNNING],
-        )
-        .order_by("-pk")
-        .first()
+    Status = AuditExport.Status
+    pending = job_pending(
+        AuditExport,
+        user=request.user,
+        queued=Status.QUEUED,
+        running=Status.RUNNING,
+        export_format=export_format,
+        filters=filters,
     )
-    if pending is not None and pending.filters == filters:
+    if pending is not None:
         return pending, False
     with transaction.atomic():
         export = AuditExport.objects.create(

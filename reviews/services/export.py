@@ -44,7 +44,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from audit.codes import Action, EventID
 from audit.services import audit_record
 from config.inputs import DATE_RANGE_MESSAGE, in_date_range
-from config.jobs import job_claim
+from config.jobs import job_claim, job_pending
 from inference.models import ModelVersion
 from reviews.masks import Geometry, Mask, series_geometry
 from reviews.models import Decision, FeedbackExport, Reading, ReadingProject, ReferenceStandard
@@ -377,9 +377,17 @@ def _write_nifti(path: Path, mask: Mask, geometry: Geometry) -> None:
 
 # --- In the background ------------------------------------------------------------------------
 def feedback_export_request(*, feedback_filter: FeedbackFilter, user: Any) -> FeedbackExport:
-    """Queues a background export (reviews.tasks.feedback_export_run, after commit)."""
+    """Queues a background export (reviews.tasks.feedback_export_run, after commit); the same
+    export asked for again while the user's first is being written is that one."""
+    filters = feedback_filter.as_params()
+    Status = FeedbackExport.Status
+    pending = job_pending(
+        FeedbackExport, user=user, queued=Status.QUEUED, running=Status.RUNNING, filters=filters
+    )
+    if pending is not None:
+        return pending
     with transaction.atomic():
-        export = FeedbackExport.objects.create(requested_by=user, filters=feedback_filter.as_params())
+        export = FeedbackExport.objects.create(requested_by=user, filters=filters)
         from reviews.tasks import feedback_export_run  # the task module imports this one
 
         pk = export.pk

@@ -186,6 +186,18 @@ def test_an_empty_filter_field_narrows_nothing_as_the_api_reference_offers_it(ad
     assert FeedbackExport.objects.get(pk=started.json()["id"]).filters == {}
 
 
+def test_the_same_export_asked_for_twice_while_it_is_written_is_made_once(ada):
+    client = api(ada)
+    ask = {"decision": "accepted"}
+    first, again = (client.post("/api/v1/feedback/exports/", ask, format="json") for _ in range(2))
+    assert first.json()["id"] == again.json()["id"]  # a double click
+    other = client.post("/api/v1/feedback/exports/", {"decision": "edited"}, format="json")
+    assert other.json()["id"] != first.json()["id"]
+    FeedbackExport.objects.update(status=FeedbackExport.Status.DONE)
+    assert client.post("/api/v1/feedback/exports/", ask, format="json").json()["id"] != first.json()["id"]
+    assert FeedbackExport.objects.count() == 3
+
+
 def test_admins_export_in_the_background_and_fetching_is_audited(
     submitted, ada, django_capture_on_commit_callbacks
 ):
