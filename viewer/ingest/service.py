@@ -11,6 +11,7 @@ under the same key and the database a second row for the same UID.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -39,6 +40,8 @@ from viewer.signals import instance_stored
 from viewer.store import StoreError, instance_key, sha256_of, store_delete, store_open, store_put
 
 logger = logging.getLogger(__name__)
+# How long a file of the same instance, being written by a concurrent ingest, is waited for.
+HELD_FILE_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 # "derived": objects Overread made itself (AI results, reader SEG/SR), stored like any other.
 Origin = Literal["upload", "stow", "import", "pacs", "derived"]
@@ -289,10 +292,14 @@ def _put(key: str, local: LocalFile) -> bool:
                     f"the DICOM store cannot take the file: {exc}", FailureReason.OUT_OF_RESOURCES
                 ) from None
     # The key is taken: an ingest of this instance running now, or one interrupted
-    # between the file and its rows. The same bytes can be indexed as they are.
-    with store_open(key) as stored:
-        if sha256_of(stored) == local.sha256:
-            return False
+    # between the file and its rows. The same bytes can be indexed as they are; a file
+    # still being written (a concurrent ingest of the same instance) gets a moment to finish.
+    for pause in (*HELD_FILE_PAUSES, None):
+        with store_open(key) as stored:
+            if sha256_of(stored) == local.sha256:
+                return False
+        if pause is not None:
+            time.sleep(pause)
     raise Rejected(
         "the store already holds a different file for this instance (an ingest in progress or interrupted); "
         "try again later",
