@@ -96,7 +96,8 @@ export class ReviewPanel {
     this.current = index; // J, K and A go on from the finding being edited
     await this.app.overlay.jumpTo(index);
     // Start from the finding's own mask: the reader's marks share the labelmap and may have
-    // painted over some of its voxels.
+    // painted over some of its voxels (a repaint of them still on its way first).
+    await this.painting;
     await this._paintFinding(index);
     this._startEditing({ target: `ai-${index}`, segment: index, kind: "edited", finding: index, label: this._finalLabel(index) });
   }
@@ -378,7 +379,13 @@ export class ReviewPanel {
   }
 
   /** The labelmap as the reading's current decisions leave it (added and edited masks). */
-  async _paintDecisions() {
+  /** Repaints every decision's mask; an edit waits for it (a late paint would overwrite its start). */
+  _paintDecisions() {
+    this.painting = this._paintAll();
+    return this.painting;
+  }
+
+  async _paintAll() {
     const { reading } = this;
     if (!reading || !(await this._readingSeriesShown())) return;
     this._showOverrides();
