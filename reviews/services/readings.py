@@ -213,9 +213,7 @@ def _check_agreement(reading: Reading, value: str, *, required: bool) -> None:
         return
     allowed = {Reading.Agreement.AGREE, Reading.Agreement.DISAGREE} | (set() if required else {""})
     if value not in allowed:
-        raise Invalid(
-            "say whether you agree with the AI triage: 'agree' or 'disagree'", field="triage_agreement"
-        )
+        raise Invalid("say whether you agree or disagree with the AI triage", field="triage_agreement")
 
 
 def _write(reading: Reading, version: int, **changes: Any) -> Reading:

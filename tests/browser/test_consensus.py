@@ -93,7 +93,7 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
         time.sleep(0.5)
         case.refresh_from_db()
     assert case.status == ConsensusCase.Status.ADJUDICATION, (case.status, case.error)
-    assert any("answers differ" in reason for reason in case.agreement["reasons"])
+    assert "answers differ: Nodule type" in case.agreement["reasons"]
 
     # The adjudicator: the dashboard's queue, then the case beside the images.
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
@@ -111,6 +111,9 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
     panel = page.locator('[data-adjudication][data-adjudication-state="ready"]')
     panel.wait_for(timeout=30_000)
     assert page.locator("[data-adj-reads] .adj-read").count() == 2
+    # The readers' answers under the question's own words, as in the reasons.
+    assert "Nodule type: solid" in page.locator("[data-adj-reads]").inner_text()
+    assert "answers differ: Nodule type" in page.locator("[data-adj-reasons]").inner_text()
     assert "STAPLE" in panel.inner_text()
     assert page.evaluate("() => window.overread.viewer.adjudication().shown") == "staple"
 

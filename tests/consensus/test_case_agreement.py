@@ -153,7 +153,7 @@ def test_different_answers_send_an_otherwise_agreeing_case_to_adjudication(conse
     assert by_code["nodule_type"]["agree"]
     assert not by_code["follow_up"]["agree"]
     assert [a["choice"] for a in by_code["follow_up"]["answers"]] == ["yes", "no"]
-    assert row.agreement["reasons"] == ["answers differ: follow_up"]
+    assert row.agreement["reasons"] == ["answers differ: Follow-up CT needed"]
 
 
 def test_a_case_no_reader_marked_agrees_with_empty_fusion(consensus, rita, rob, store, adi):

@@ -163,7 +163,8 @@ export class AdjudicationPanel {
         const card = element("div", { className: "adj-read" });
         card.dataset.reading = String(read.reading);
         card.append(element("h4", { textContent: names.get(read.reading) }));
-        const answers = Object.entries(read.answers || {}).map(([code, choice]) => `${code}: ${choice}`);
+        const texts = JSON.parse(this.root.dataset.questionTexts || "{}");
+        const answers = Object.entries(read.answers || {}).map(([code, choice]) => `${texts[code] || code}: ${choice}`);
         if (answers.length) card.append(element("p", { textContent: answers.join(" · ") }));
         const list = element("ul");
         for (const finding of read.findings) {
