@@ -66,6 +66,7 @@ class ReadingProjectAdmin(admin.ModelAdmin):
                     "reading_mode",
                     "override_reasons",
                     "show_ai_to_annotators",
+                    "triage_in_worklist",
                     "all_studies",
                     "auto_enrol",
                     "active",

@@ -116,6 +116,15 @@ class ReadingProject(models.Model):
         default=default_override_reasons, validators=[validate_override_reasons]
     )
     show_ai_to_annotators = models.BooleanField(default=False)
+    # Off: the worklist shows the project's readers no AI triage, neither as a badge nor in the
+    # order, so that a reader study's unaided reads do not start from the AI's call.
+    triage_in_worklist = models.BooleanField(
+        "AI triage in the readers' worklist",
+        default=True,
+        help_text="Off: readers see no AI priority or status in their worklist and their studies "
+        "are listed by waiting time alone (for reader studies, where the AI's call on a study "
+        "is a cue before the unaided read). Admins still see it.",
+    )
     # Members may open every study in the archive, not only the project's own (a department's
     # general reading); the worklist still lists the project's own studies.
     all_studies = models.BooleanField(default=False)

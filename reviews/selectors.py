@@ -292,13 +292,17 @@ def worklist_page(
     rank, waiting time), so a page costs an index range scan, not a sort of the project's
     rows; a reader in several projects gets the projects' pages merged.
     """
-    memberships = {
-        m.project_id: m.role
-        for m in ProjectMember.objects.filter(user=user.pk, project__active=True).only("project_id", "role")
-    }
+    rows_of_member = ProjectMember.objects.filter(user=user.pk, project__active=True).values_list(
+        "project_id", "role", "project__triage_in_worklist", "project__show_ai_to_annotators"
+    )
+    memberships: dict[int, str] = {}
+    hiding_ai: set[int] = set()
+    for project_pk, role, triage_shown, shown_to_annotators in rows_of_member:
+        memberships[project_pk] = role
+        if _hides_ai(role, triage_shown=triage_shown, shown_to_annotators=shown_to_annotators):
+            hiding_ai.add(project_pk)
     page = max(page, 1)
     start, stop = (page - 1) * size, page * size + 1
-    hiding_ai = _projects_hiding_ai(memberships)
     entries = _worklist_filtered(user=user, worklist_filter=worklist_filter, hiding_ai=hiding_ai)
     projects = _worklist_projects(user=user, memberships=memberships, only=worklist_filter.project)
     if projects is None:  # every active project (admins): one scan of the `worklist_order_all` index
@@ -347,14 +351,13 @@ def _worklist_projects(*, user: Any, memberships: dict[int, str], only: int | No
     return sorted(pk for pk in memberships if only is None or pk == only)
 
 
-def _projects_hiding_ai(memberships: dict[int, str]) -> set[int]:
-    """The projects whose AI results the user may not see: those where they annotate and the
-    project keeps the AI from its annotators (one query, none for a user who annotates nowhere)."""
-    annotating = [pk for pk, role in memberships.items() if role == MemberRole.ANNOTATOR]
-    if not annotating:
-        return set()
-    hiding = ReadingProject.objects.filter(pk__in=annotating, show_ai_to_annotators=False)
-    return set(hiding.values_list("pk", flat=True))
+def _hides_ai(role: str, *, triage_shown: bool, shown_to_annotators: bool) -> bool:
+    """Whether the worklist keeps a project's AI results from a member: from its readers when
+    the project keeps the AI's triage out of their worklist, from its annotators when it keeps
+    the AI from them."""
+    if role not in READER_ROLES:
+        return False
+    return not triage_shown or (role == MemberRole.ANNOTATOR and not shown_to_annotators)
 
 
 def _worklist_filtered(

@@ -94,6 +94,7 @@ def project_data(project: ReadingProject) -> dict[str, Any]:
         "reads_per_case": project.reads_per_case,
         "label_schema": project.label_schema,
         "show_ai_to_annotators": project.show_ai_to_annotators,
+        "triage_in_worklist": project.triage_in_worklist,
         "min_dice": project.min_dice,
         "adjudicate_all": project.adjudicate_all,
         "due_date": _iso(project.due_date),

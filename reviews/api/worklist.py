@@ -83,6 +83,7 @@ class ProjectListApi(ReviewsApi):
                     "reading_mode": p.reading_mode,
                     "override_reasons": p.override_reasons,
                     "show_ai_to_annotators": p.show_ai_to_annotators,
+                    "triage_in_worklist": p.triage_in_worklist,
                 }
                 for p in projects
             ]

@@ -278,6 +278,31 @@ def test_where_the_ai_is_hidden_neither_the_order_nor_the_priority_filter_tells_
     assert listed(rita, priority="urgent") == [[urgent.study_uid]] * 2
 
 
+def test_a_project_can_keep_the_ai_triage_out_of_its_readers_worklist(
+    worklist_project, rita, client, admin_user
+):
+    waiting_longer = make_study(hours_waiting=5, triage="routine")
+    urgent = make_study(hours_waiting=1, triage="urgent")
+    project_studies_add(project=worklist_project, studies=[waiting_longer, urgent])
+    here = WorklistFilter(project=worklist_project.pk)
+    urgent_first = [urgent.study_uid, waiting_longer.study_uid]
+    assert _uids(worklist_page(user=rita, worklist_filter=here)) == urgent_first
+
+    ReadingProject.objects.filter(pk=worklist_project.pk).update(triage_in_worklist=False)
+    assert _uids(worklist_page(user=rita, worklist_filter=here)) == urgent_first[::-1]
+    assert _uids(worklist_page(user=rita, worklist_filter=replace(here, priority="urgent"))) == []
+    rows = api(rita).get("/api/v1/worklist/").json()["results"]
+    assert [(row["ai"], row["ai_priority"]) for row in rows] == [(None, None)] * 2
+    client.force_login(rita)
+    html = client.get("/").content.decode()
+    assert "triage-badge" not in html
+    assert 'data-ai-status="succeeded"' not in html
+    # The admin keeps the triage (and the order by it).
+    assert _uids(worklist_page(user=admin_user, worklist_filter=here)) == urgent_first
+    client.force_login(admin_user)
+    assert '<span class="triage-badge urgent">Urgent</span>' in client.get("/").content.decode()
+
+
 def _count_queries(client, url):
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
