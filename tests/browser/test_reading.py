@@ -157,6 +157,8 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     # Its mask is no longer drawn (the edited and accepted ones are), its box is muted.
     hidden = "() => window.overread.viewer.state().hiddenSegments"
     until(lambda: page.evaluate(hidden) == [3], what="the overridden mask hidden")
+    struck = page.locator("[data-ai-findings] li.is-overridden [data-finding-index]")
+    assert [struck.nth(i).get_attribute("data-finding-index") for i in range(struck.count())] == ["3"]
     page.locator(f'{PANEL} [data-finding="3"]').locator("button").first.click()  # back to it
     box = page.locator('.viewport-boxes rect[data-finding-index="3"]')
     until(lambda: box.count() == 1, what="its box")
@@ -273,7 +275,13 @@ def test_what_the_viewer_draws_is_what_the_reading_saves(
     until(lambda: drawn(101) > 0, what="the stroke drawn")
     page.keyboard.press("Escape")
     until(lambda: drawn(101) == 0, what="the cancelled stroke gone")
+    # Nothing recorded: the lock asks once more before it locks.
     page.get_by_role("button", name="Lock my read and show the AI").click()
+    confirm = page.get_by_role("button", name="Lock with nothing recorded")
+    confirm.wait_for()
+    assert "no finding and no impression" in page.locator(f"{PANEL} [data-review-message]").inner_text()
+    assert _panel_state(page)["reading"]["phase"] == "unaided"
+    confirm.click()
     until(lambda: page.locator(f"{PANEL} [data-finding]").count() == 3, what="the AI's findings")
 
     # The viewer shows finding 1 at once; the reader outlines it as a finding of her own.

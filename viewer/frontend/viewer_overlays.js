@@ -317,6 +317,16 @@ export class AiOverlay {
   setRejected(indices) {
     this.rejected = new Set(indices);
     for (const slot of this.viewer.shownSlots()) this._drawBoxes(slot);
+    this._markRejected();
+  }
+
+  /** The overridden findings struck through in the findings list, as their boxes are muted. */
+  _markRejected() {
+    this.$("findings").querySelectorAll("[data-finding-index]").forEach((button) => {
+      const rejected = this.rejected.has(Number(button.dataset.findingIndex));
+      button.closest("li").classList.toggle("is-overridden", rejected);
+      button.title = rejected ? "Overridden by the reader" : "";
+    });
   }
 
   _label(slot) {
@@ -414,6 +424,7 @@ export class AiOverlay {
         return item;
       }),
     );
+    this._markRejected();
   }
 
   _drawColorbar() {

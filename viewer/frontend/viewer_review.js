@@ -55,6 +55,7 @@ export class ReviewPanel {
     for (const name of ["unaided-impression", "final-impression"]) {
       this.$(name).addEventListener("input", (event) => this._keepDraft(name, event.target.value));
     }
+    this.$("unaided-impression").addEventListener("input", () => this._lockAskAgain());
     // ai-first with the job still running: the overlay follows it; once it is there, ask again.
     app.viewer.addEventListener("aishown", () => this._checkForAi());
     // A confidence, once chosen, gives the keys back to the reading (Enter saves, arrows scroll).
@@ -171,6 +172,13 @@ export class ReviewPanel {
   // --- Phases ------------------------------------------------------------------------------
   async lock() {
     if (this.editing) return this._say("Save or cancel the finding you are painting first.");
+    // Nothing recorded is more often a slip of the hand than a read: the lock asks once more.
+    const button = this.root.querySelector('[data-review-act="lock"]');
+    if (!this._unaidedRecorded() && !button.dataset.asked) {
+      button.dataset.asked = button.textContent;
+      button.textContent = "Lock with nothing recorded";
+      return this._say("Your unaided read has no finding and no impression. Lock it as it is? Press the button (or Ctrl+Enter) again to confirm.");
+    }
     await this._beat(); // the active time so far is the unaided read's
     const body = { version: this.reading.version, unaided_impression: this.$("unaided-impression").value };
     const reading = await this._call("POST", this._url("lock"), body);
@@ -178,6 +186,22 @@ export class ReviewPanel {
     this._take(reading);
     this._say(reading.ai ? "Your unaided read is locked. The AI result is shown." : "Your unaided read is locked.");
     await this._showAi();
+  }
+
+  /** Whether the unaided read holds anything: an impression or a finding of the reader's. */
+  _unaidedRecorded() {
+    return Boolean(
+      this.$("unaided-impression").value.trim() ||
+        this.reading.decisions.some((d) => d.target.startsWith("added-") && d.kind !== "withdrawn"),
+    );
+  }
+
+  /** The lock's confirmation, asked for a read with nothing in it, is withdrawn. */
+  _lockAskAgain() {
+    const button = this.root.querySelector('[data-review-act="lock"]');
+    if (!button?.dataset.asked) return;
+    button.textContent = button.dataset.asked;
+    delete button.dataset.asked;
   }
 
   async reveal({ quiet = false } = {}) {
@@ -582,6 +606,7 @@ export class ReviewPanel {
   _render() {
     const { reading } = this;
     if (!reading) return;
+    this._lockAskAgain();
     const phase = reading.phase;
     this.root.dataset.phase = phase;
     const words = reading.project.show_ai ? PHASE_WORDS : { ...PHASE_WORDS, ...PHASE_WORDS_NO_AI };
