@@ -324,6 +324,9 @@ class Reading(models.Model):
     revealed_job = models.ForeignKey(
         "inference.InferenceJob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The reader had already seen this study's AI (revealed in another reading of theirs) when
+    # this one started: its unaided read is not blind to the AI, and the data says so.
+    ai_seen_before = models.BooleanField(default=False)
     unaided_seconds = models.FloatField(default=0.0)  # active time in phase unaided
     aided_seconds = models.FloatField(default=0.0)  # active time after the lock
     unaided_impression = models.TextField(blank=True, default="")

@@ -108,6 +108,7 @@ def reading_data(reading: Reading, *, show_ai: bool) -> dict[str, Any]:
             "questions": project.questions,
         },
         "reading_mode": reading.reading_mode,
+        "ai_seen_before": reading.ai_seen_before,
         "reader": reading.reader.get_username(),
         "reader_role": reading.reader_role,
         "study_uid": reading.study.study_uid,

@@ -53,6 +53,7 @@ def reading_start(
         raise Invalid("the study holds no images to read") from None
     ai_first = project.reading_mode == ReadingProject.Mode.AI_FIRST and not ai_hidden_from(role, project)
     revealed = revealable_job(user=user, series=series) if ai_first else None
+    seen_before = Reading.objects.filter(reader=user, study=study, revealed_job__isnull=False).exists()
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -69,6 +70,7 @@ def reading_start(
                 columns=geometry.columns,
                 revealed_job=revealed,
                 revealed_at=now if ai_first else None,
+                ai_seen_before=seen_before,
             )
             Assignment.objects.get_or_create(
                 project=project, study=study, reader=user, defaults={"assigned_by": user}

@@ -148,6 +148,28 @@ def test_a_study_read_in_two_projects_shows_its_ai_in_neither_while_one_unaided_
     assert client.get(f"/api/v1/inference/jobs/{job}/arrays/mask/").status_code == 200
 
 
+def test_a_read_opened_after_the_reader_saw_the_studys_ai_elsewhere_is_recorded_as_not_blind(
+    in_project: AiResult, rita: Any, project: Any
+):
+    from reviews.models import MemberRole, ProjectMember, ReadingProject
+    from reviews.services import project_studies_add
+
+    other = ReadingProject.objects.create(name="Nodule audit")
+    ProjectMember.objects.create(project=other, user=rita, role=MemberRole.RADIOLOGIST)
+    project_studies_add(project=other, studies=[in_project.study])
+    uid = in_project.study.study_uid
+    client = api(rita)
+    first = client.post("/api/v1/readings/", {"study_uid": uid, "project": project.pk}, format="json").json()
+    assert first["ai_seen_before"] is False
+    locked = client.post(f"/api/v1/readings/{first['id']}/lock/", {"version": 1}, format="json").json()
+    assert locked["phase"] == "ai_revealed"
+
+    second = client.post("/api/v1/readings/", {"study_uid": uid, "project": other.pk}, format="json").json()
+    assert (second["phase"], second["ai_seen_before"]) == ("unaided", True)
+    assert Reading.objects.get(pk=second["id"]).ai_seen_before
+    assert not Reading.objects.get(pk=first["id"]).ai_seen_before
+
+
 def test_a_study_waiting_for_a_readers_unaided_read_hides_its_ai_from_them_until_the_lock(
     in_project: AiResult, rita: Any, adi: Any
 ):

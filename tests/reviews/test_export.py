@@ -68,6 +68,7 @@ def test_the_command_writes_a_training_ready_folder(submitted, tmp_path):
         assert line["project"] == "Chest CT second reading"
         assert line["reading_mode"] == "unaided-first"
         assert line["phase"] == "ai_revealed"
+        assert line["ai_seen_before"] is False
         assert line["study_uid"] == case.study.study_uid
         assert line["triage_agreement"] == "agree"
         assert line["seg"] == f"seg/reading-{line['reading_id']}.dcm"

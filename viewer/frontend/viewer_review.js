@@ -611,7 +611,11 @@ export class ReviewPanel {
     this.root.dataset.phase = phase;
     const words = reading.project.show_ai ? PHASE_WORDS : { ...PHASE_WORDS, ...PHASE_WORDS_NO_AI };
     // The AI held back by the reader's open unaided read of this study in another project.
-    this.$("phase").textContent = reading.ai_withheld || words[phase] || phase;
+    // A reader who already saw the AI of this study elsewhere reads it unaided, but not blind.
+    const seen = reading.ai_seen_before && (phase === "unaided" || phase === "locked")
+      ? " You saw this study's AI in another reading before this one: it is recorded as not blind to the AI."
+      : "";
+    this.$("phase").textContent = (reading.ai_withheld || words[phase] || phase) + seen;
     const submitted = phase === "submitted";
     this.$("unaided").hidden = phase !== "unaided";
     this.$("reveal").hidden = !(phase === "locked" || (phase === "ai_revealed" && !reading.ai)) || !reading.project.show_ai;
