@@ -168,6 +168,10 @@ def _read_data(case: ConsensusCase, reading: Reading) -> dict[str, Any]:
         "reader": reading.reader.get_username(),
         "reader_role": reading.reader_role,
         "submitted_at": _iso(reading.submitted_at),
+        # Whether the read saw the AI (revealed in it, or elsewhere before it): the adjudicator
+        # weighs an aided read against a blind one knowing which is which.
+        "read_with_ai": reading.revealed_job_id is not None,
+        "ai_seen_before": reading.ai_seen_before,
         "answers": reading.answers,
         "final_impression": reading.final_impression,
         "findings": findings,

@@ -113,6 +113,7 @@ def test_two_blinded_reads_go_to_adjudication_and_become_a_reference_standard(
     assert page.locator("[data-adj-reads] .adj-read").count() == 2
     # The readers' answers under the question's own words, as in the reasons.
     assert "Nodule type: solid" in page.locator("[data-adj-reads]").inner_text()
+    assert page.locator("[data-adj-reads] .adj-read", has_text="read blind to the AI").count() == 2
     assert "answers differ: Nodule type" in page.locator("[data-adj-reasons]").inner_text()
     assert "STAPLE" in panel.inner_text()
     assert page.evaluate("() => window.overread.viewer.adjudication().shown") == "staple"

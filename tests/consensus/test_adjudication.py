@@ -16,7 +16,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from reviews.consensus import cohen_kappa, dice, fleiss_kappa, krippendorff_alpha
 from reviews.masks import mask_load
-from reviews.models import ConsensusCase, ReferenceStandard
+from reviews.models import ConsensusCase, Reading, ReferenceStandard
 from reviews.services import FeedbackFilter, feedback_export_write, project_studies_add
 from reviews.services.consensus.export import REFERENCE_FIELDS
 from reviews.tasks import consensus_case_compute_run
@@ -58,8 +58,11 @@ def _url(row):
 def test_the_reference_is_recorded_with_its_provenance(compared, adi):
     case, row = compared
     client = api(adi)
+    Reading.objects.filter(reader__username="rob").update(ai_seen_before=True)
     before = client.get(f"/api/v1/consensus/cases/{row.pk}/").json()
     assert [r["reader"] for r in before["reads"]] == ["rita", "rob"]
+    sight = [(r["read_with_ai"], r["ai_seen_before"]) for r in before["reads"]]
+    assert sight == [(False, False), (False, True)]
     assert before["reads"][0]["answers"] == SOLID
     assert before["reads"][1]["answers"] == GLASS
     finding = before["reads"][1]["findings"][0]

@@ -163,6 +163,9 @@ export class AdjudicationPanel {
         const card = element("div", { className: "adj-read" });
         card.dataset.reading = String(read.reading);
         card.append(element("h4", { textContent: names.get(read.reading) }));
+        // An aided read and a blind one weigh differently: the card says which this is.
+        const sight = read.read_with_ai ? "read with the AI" : read.ai_seen_before ? "saw the AI elsewhere first" : "read blind to the AI";
+        card.append(element("p", { className: "muted small", textContent: sight }));
         const texts = JSON.parse(this.root.dataset.questionTexts || "{}");
         const answers = Object.entries(read.answers || {}).map(([code, choice]) => `${texts[code] || code}: ${choice}`);
         if (answers.length) card.append(element("p", { textContent: answers.join(" · ") }));
