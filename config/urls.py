@@ -10,6 +10,8 @@ from config import health
 from config.logout import LogoutView
 from config.otp import views as otp_views
 
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"
 
 urlpatterns = [

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.codes import Action, EventID, EventType, Outcome
 from audit.services import audit_record
+from config.jobs import job_pending
 from inference.matching import series_matches
 from inference.models import InferenceJob, ModelVersion, PendingSeries
 from viewer.models import Series
@@ -84,12 +85,13 @@ def job_request(*, series: Series, model: ModelVersion, user: Any = None) -> Inf
     if model.status == ModelVersion.Status.RETIRED:
         raise JobError(f"{model} is retired; make it active or shadow to run it")
     job = _job_create(model=model, series=series, trigger=InferenceJob.Trigger.MANUAL, user=user)
-    assert job is not None  # only automatic jobs are deduplicated
+    assert job is not None  # an automatic job's duplicate is refused, a request's is the same job
     return job
 
 
 def job_rerun(*, job: InferenceJob, user: Any = None) -> InferenceJob:
-    """A new job for the same model and series; the old one and its outputs stay as they were."""
+    """A new job for the same model and series; the old one and its outputs stay as they were.
+    Asked again while that new job is queued or running (a double click), the same new job."""
     if not job.finished:
         raise JobError(f"job {job.pk} is still {job.status}; cancel it or wait for it to finish")
     series = Series.objects.select_related("study").get(pk=job.series_id)
@@ -138,9 +140,28 @@ def input_hash(*, series: Series) -> tuple[str, int]:
 def _job_create(
     *, model: ModelVersion, series: Series, trigger: str, user: Any, rerun_of: InferenceJob | None = None
 ) -> InferenceJob | None:
+    """A new queued job, sent to the workers once the transaction commits. An automatic job
+    that the model already has for exactly this input is not made (None); a person's request
+    for what they asked for already, still queued or running, gets that job (no second run
+    of the model for a double click or a client's retry)."""
     from inference.tasks import job_run
 
     digest, count = input_hash(series=series)
+    requester = user if getattr(user, "is_authenticated", False) else None
+    if trigger != InferenceJob.Trigger.AUTO:
+        pending = job_pending(
+            InferenceJob,
+            user=requester,
+            queued=InferenceJob.Status.QUEUED,
+            running=InferenceJob.Status.RUNNING,
+            model_version_id=model.pk,
+            series_id=series.pk,
+            input_hash=digest,
+            trigger=trigger,
+            rerun_of_id=rerun_of.pk if rerun_of else None,
+        )
+        if pending is not None:
+            return pending
     try:
         with transaction.atomic():
             job = InferenceJob.objects.create(
@@ -149,7 +170,7 @@ def _job_create(
                 trigger=trigger,
                 input_hash=digest,
                 instance_count=count,
-                requested_by=user if getattr(user, "is_authenticated", False) else None,
+                requested_by=requester,
                 rerun_of=rerun_of,
                 stage="queued",
             )

@@ -80,11 +80,14 @@ def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("inference.change_inferencejob", raise_exception=True)
 def job_rerun_view(request: HtmxRequest, pk: int) -> HttpResponse:
+    try:  # the page the button is on (read first: a header no URL parses is no page of ours)
+        shown_on = urlsplit(request.htmx.current_url_abs_path or "").path if request.htmx else ""
+    except ValueError:
+        shown_on = ""
     try:
         job = job_rerun(job=_job(request, pk), user=request.user)
     except JobError as exc:
         return render(request, STATUS_TEMPLATE, {"job": _job(request, pk), "error": str(exc)}, status=409)
-    shown_on = urlsplit(request.htmx.current_url_abs_path or "").path if request.htmx else ""
     if shown_on == reverse("inference:jobs"):
         # The list: the old job's row stays as it was, the new job comes first; reload it.
         return HttpResponseClientRefresh()

@@ -4,6 +4,8 @@ audit trail apply), readings and decisions (read-only: they change only through 
 workflow), consensus cases and reference standards (read-only: computed, and recorded by
 adjudicators through the API)."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -28,6 +30,7 @@ from reviews.services import (
     assignment_round_robin,
     consensus_assign,
     consensus_reassign_inactive,
+    not_a_reader,
     project_studies_add,
 )
 from viewer.admin import ReadOnlyAdmin
@@ -143,9 +146,7 @@ class ProjectStudyAdmin(admin.ModelAdmin):
         if form.is_bound and form.is_valid():
             reader, done = form.cleaned_data["reader"], 0
             for entry in queryset.select_related("project", "study__patient"):
-                if ProjectMember.objects.filter(
-                    project=entry.project, user=reader, role__in=READER_ROLES
-                ).exists():
+                if not_a_reader(project=entry.project, reader=reader) is None:
                     assignment_create(
                         project=entry.project, study=entry.study, reader=reader, user=request.user
                     )
@@ -173,8 +174,24 @@ class ProjectStudyAdmin(admin.ModelAdmin):
         messages.success(request, f"{done} stud{'y' if done == 1 else 'ies'} assigned round-robin.")
 
 
+class AssignmentForm(forms.ModelForm):
+    class Meta:
+        model = Assignment
+        fields = ["project", "study", "reader"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        project, reader = data.get("project"), data.get("reader")
+        if project is not None and reader is not None:
+            problem = not_a_reader(project=project, reader=reader)
+            if problem is not None:
+                self.add_error("reader", f"{problem}.")
+        return data
+
+
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
+    form = AssignmentForm
     list_display = ["study", "project", "reader", "assigned_by", "created_at"]
     list_filter = ["project"]
     search_fields = ["study__study_uid", "reader__username"]

@@ -183,6 +183,8 @@ class ReadingProject(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if not self.label_schema:  # left empty in a form (blank): no questions, not NULL
+            self.label_schema = default_label_schema()
         if self.kind == self.Kind.CONSENSUS:
             if self.reads_per_case < 2:
                 raise ValidationError(

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import permission_required
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Count, Max, Min, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -69,7 +70,10 @@ def upload_file(request: HttpRequest) -> JsonResponse:
     if _too_large(request):
         limit = settings.DICOM_MAX_UPLOAD_BYTES
         return JsonResponse({"detail": f"the file is larger than the limit of {limit} bytes"}, status=413)
-    uploaded = request.FILES.get("file")
+    try:
+        uploaded = request.FILES.get("file")
+    except MultiPartParserError as exc:
+        return JsonResponse({"detail": f"the multipart form could not be read: {exc}"}, status=400)
     if uploaded is None:
         return JsonResponse({"detail": "send one file in the form field 'file'"}, status=400)
     outcomes = _ingest(request, uploaded)

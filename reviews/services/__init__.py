@@ -24,6 +24,7 @@ from reviews.services.export import (
 from reviews.services.projects import (
     assignment_create,
     assignment_round_robin,
+    not_a_reader,
     project_status_refresh,
     project_studies_add,
     project_triage_refresh,
@@ -59,6 +60,7 @@ __all__ = [
     "feedback_export_fetched",
     "feedback_export_request",
     "feedback_export_write",
+    "not_a_reader",
     "project_status_refresh",
     "project_studies_add",
     "project_triage_refresh",

@@ -84,11 +84,19 @@ def assignment_round_robin(*, project: ReadingProject, study: Study) -> Assignme
     return assignment
 
 
+def not_a_reader(*, project: ReadingProject, reader: Any) -> str | None:
+    """Why `reader` may not be assigned the project's studies, or None when they read in it."""
+    if ProjectMember.objects.filter(project=project, user=reader, role__in=READER_ROLES).exists():
+        return None
+    return f"{reader} is not a reader (radiologist or annotator) of {project}"
+
+
 def assignment_create(*, project: ReadingProject, study: Study, reader: Any, user: Any = None) -> Assignment:
     """An admin assigns a study to a reader of the project (the study joins the project first
     if it is not in it). Assigning twice returns the existing assignment."""
-    if not ProjectMember.objects.filter(project=project, user=reader, role__in=READER_ROLES).exists():
-        raise Invalid(f"{reader} is not a reader (radiologist or annotator) of {project}", field="reader")
+    problem = not_a_reader(project=project, reader=reader)
+    if problem is not None:
+        raise Invalid(problem, field="reader")
     with transaction.atomic():
         project_studies_add(project=project, studies=[study], user=user, assign=False)
         try:

@@ -63,3 +63,56 @@ def test_any_other_failure_is_500_and_says_nothing_of_its_cause():
     assert dicomweb.status_code == 500
     assert "secret detail" not in json.loads(dicomweb.content)["detail"]
     assert asked_json["Content-Type"] == "application/json"
+
+
+# --- Requests no view can mean (config.malformed) and routes that do not exist ---------------------
+@pytest.fixture
+def ada_client(client, ada):
+    client.force_login(ada)
+    return client
+
+
+@pytest.mark.django_db
+def test_a_nul_in_the_query_string_or_path_is_refused_with_400_before_any_database(ada_client):
+    api = ada_client.get("/api/v1/worklist/", {"q": "a\x00b"})
+    assert api.status_code == 400
+    assert api.json() == {"detail": "Bad request: the query string holds a NUL character."}
+    page = ada_client.get("/inference/jobs/", {"model": "a\x00b"})
+    assert page.status_code == 400
+    assert "the query string holds a NUL character" in page.content.decode()
+    assert ada_client.get("/inference/studies/1.2.3%00/panel/").status_code == 400
+    assert ada_client.get("/admin/reviews/readingproject/", {"kind__exact": "a\x00"}).status_code == 400
+    # The same requests without the NUL are answered as usual.
+    assert ada_client.get("/api/v1/worklist/", {"q": "ab"}).status_code == 200
+    assert ada_client.get("/inference/jobs/", {"model": "ab"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_content_length_that_is_not_a_number_is_refused_with_400(ada_client):
+    for length in ("abc", "-5", "1e3"):
+        answer = ada_client.post(
+            "/upload/files",
+            data=b"",
+            content_type="application/octet-stream",
+            CONTENT_LENGTH=length,
+            HTTP_ACCEPT="application/json",  # as the upload page's script asks
+        )
+        assert answer.status_code == 400, length
+        assert "Content-Length" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_an_unreadable_upload_is_400_with_its_reason_in_json(ada_client):
+    answer = ada_client.post("/upload/files", data=b"--x\r\n", content_type="multipart/form-data")
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("the multipart form could not be read")
+
+
+@pytest.mark.django_db
+def test_a_route_that_does_not_exist_is_404_in_json_for_programs_and_a_page_for_people(ada_client):
+    api = ada_client.get("/api/v1/readings/-1/decisions/")
+    assert (api.status_code, api.json()) == (404, {"detail": "not found"})
+    assert ada_client.get("/dicomweb/nothing-here").json() == {"detail": "not found"}
+    page = ada_client.get("/no-such-page/")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")

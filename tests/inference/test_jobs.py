@@ -284,11 +284,40 @@ def test_a_rerun_is_a_new_job_beside_the_old(series, model, rita):
     assert Series.objects.filter(study=series.study).count() > 1  # the derived series
 
 
+def test_asking_again_while_the_job_asked_for_waits_gets_that_job(series, model, rita, ada, client):
+    """A double click, or a client's retry, does not run the model twice."""
+    asked = job_request(series=series, model=model, user=rita)
+    assert job_request(series=series, model=model, user=rita) == asked
+    assert job_request(series=series, model=model, user=ada) != asked  # someone else's request
+    InferenceJob.objects.filter(pk=asked.pk).update(status=InferenceJob.Status.SUCCEEDED)
+    asked.refresh_from_db()
+    rerun = job_rerun(job=asked, user=rita)
+    assert job_rerun(job=asked, user=rita) == rerun
+    InferenceJob.objects.filter(pk=rerun.pk).update(status=InferenceJob.Status.RUNNING)
+    assert job_rerun(job=asked, user=rita) == rerun  # still running: the same
+    InferenceJob.objects.filter(pk=rerun.pk).update(status=InferenceJob.Status.SUCCEEDED)
+    assert job_rerun(job=asked, user=rita) != rerun  # done: a new run
+    # Through the jobs list's button: the second click answers with the job the first made.
+    client.force_login(ada)
+    before = InferenceJob.objects.count()
+    for _ in range(2):
+        assert client.post(f"/inference/jobs/{asked.pk}/rerun/", HTTP_HX_REQUEST="true").status_code == 200
+    assert InferenceJob.objects.count() == before + 1
+    # A header no URL parses is no page of ours: the job is made once, the answer is not a 500.
+    again = client.post(
+        f"/inference/jobs/{asked.pk}/rerun/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://[::1"
+    )
+    assert again.status_code == 200
+    assert InferenceJob.objects.count() == before + 1
+
+
 def test_a_rerun_from_the_jobs_list_reloads_the_list_and_in_a_study_panel_shows_the_new_job(
     series, model, ada, client
 ):
-    done = [job_request(series=series, model=model) for _ in range(2)]
-    InferenceJob.objects.filter(pk__in=[j.pk for j in done]).update(status=InferenceJob.Status.SUCCEEDED)
+    done = []
+    for _ in range(2):
+        done.append(job_request(series=series, model=model))
+        InferenceJob.objects.filter(pk=done[-1].pk).update(status=InferenceJob.Status.SUCCEEDED)
     client.force_login(ada)
     on_page = {"HTTP_HX_REQUEST": "true"}
 

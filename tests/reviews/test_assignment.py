@@ -150,3 +150,39 @@ def test_adding_a_study_in_the_admin_assigns_it_round_robin(team, ada, client):
     response = client.post("/admin/reviews/projectstudy/add/", {"project": team.pk, "study": study.pk})
     assert response.status_code == 302, response.content[:500]
     assert Assignment.objects.get(study=study).reader.username == "rita"
+
+
+def test_the_admin_refuses_to_assign_a_study_to_someone_who_does_not_read_in_the_project(
+    team, ada, adi, client
+):
+    study = make_study(hours_waiting=1)
+    client.force_login(ada)
+    add = "/admin/reviews/assignment/add/"
+    refused = client.post(add, {"project": team.pk, "study": study.pk, "reader": adi.pk})
+    assert refused.status_code == 200  # the form again, with the reason beside the reader
+    assert "adi is not a reader (radiologist or annotator) of Lung screening." in refused.content.decode()
+    assert not Assignment.objects.exists()
+    assert not ProjectStudy.objects.filter(study=study).exists()
+    rob = ProjectMember.objects.get(user__username="rob").user
+    assert client.post(add, {"project": team.pk, "study": study.pk, "reader": rob.pk}).status_code == 302
+    assert Assignment.objects.get(study=study).reader == rob
+
+
+def test_a_project_saved_in_the_admin_with_no_label_schema_has_no_questions(ada, client):
+    client.force_login(ada)
+    form = {
+        "name": "Screening",
+        "kind": "second-reading",
+        "reading_mode": "unaided-first",
+        "override_reasons": '[{"code": "wrong_label", "label": "Wrong label"}]',
+        "triage_in_worklist": "on",
+        "active": "on",
+        "reads_per_case": "1",
+        "min_dice": "0.7",
+        "label_schema": "",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    response = client.post("/admin/reviews/readingproject/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ReadingProject.objects.get(name="Screening").label_schema == {"questions": []}
