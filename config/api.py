@@ -1,6 +1,7 @@
 """What every JSON API view shares (REST_FRAMEWORK in config/settings.py): JSON nested deeper
 than Python's parser follows is a 400, not a RecursionError, and a body past
-DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 with a JSON message, not Django's empty HTML 400."""
+DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 with a JSON message, not Django's empty HTML 400; and the
+number field the serializers use, which refuses true and false."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -34,3 +35,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     return exception_handler(exc, context)
+
+
+class NumberField(serializers.FloatField):
+    """A float that is a number: DRF's FloatField takes true and false as 1.0 and 0.0."""
+
+    default_error_messages = {"invalid": "A number is required (not true or false)."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value: float = super().to_internal_value(data)
+        return value

@@ -19,6 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api import NumberField
 from config.inputs import BIGGEST_ID
 from inference.auditing import audit_outputs_accessed
 from reviews import services
@@ -169,7 +170,7 @@ class ReadingHeartbeatApi(ReviewsApi):
         class Meta:
             ref_name = "HeartbeatInput"
 
-        seconds = serializers.FloatField(
+        seconds = NumberField(
             help_text=f"active seconds since the last beat, at most {services.MAX_HEARTBEAT_SECONDS}"
         )
 
@@ -255,7 +256,7 @@ class DecisionsApi(ReviewsApi):
         bbox = serializers.JSONField(required=False, help_text="[[z0, z1], [y0, y1], [x0, x1]], half-open")
         reason_code = serializers.CharField(required=False, max_length=32)
         reason_text = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-        time_spent_s = serializers.FloatField(required=False)
+        time_spent_s = NumberField(required=False)
 
     @extend_schema(
         parameters=[OpenApiParameter("history", bool, required=False)],

@@ -236,6 +236,7 @@ def _edit_outcome(
         raise Invalid("an edit changes the mask, the box or the label: send at least one", field="mask")
     bbox = _check_bbox(reading, given.bbox) if given.bbox else None
     mask = _decode(reading, given.mask) if given.mask else None
+    _check_box_holds(bbox, mask)
     if mask is not None:
         job = reading.revealed_job
         assert job is not None
@@ -267,6 +268,7 @@ def _added_outcome(reading: Reading, given: DecisionInput) -> _Outcome:
     bbox = _check_bbox(reading, given.bbox) if given.bbox else None
     if given.mask:
         mask, source = _decode(reading, given.mask), Decision.MaskSource.READER
+        _check_box_holds(bbox, mask)
     else:
         assert bbox is not None
         mask, source = (
@@ -310,6 +312,19 @@ def _decode(reading: Reading, value: Any) -> Mask:
         return mask_decode(value, slice_uids=reading.slice_uids, rows=reading.rows, columns=reading.columns)
     except MaskError as exc:
         raise Invalid(str(exc), field="mask") from None
+
+
+def _check_box_holds(bbox: list[list[int]] | None, mask: Mask | None) -> None:
+    """A box sent with a mask must hold all of it: one finding, not two that disagree."""
+    if bbox is None or mask is None:
+        return
+    tight = mask_bbox(mask)
+    if not all(b0 <= m0 and m1 <= b1 for (b0, b1), (m0, m1) in zip(bbox, tight, strict=True)):
+        raise Invalid(
+            f"the bbox {bbox} does not hold the whole mask, whose own box is {tight}: "
+            "send a box around the mask, or the mask alone",
+            field="bbox",
+        )
 
 
 def _check_bbox(reading: Reading, value: Any) -> list[list[int]]:

@@ -134,6 +134,8 @@ def reading_update(
     if answers is not None:
         given = answers_check(project=reading.project, answers=answers, complete=False)
         changes["answers"] = {**reading.answers, **given}
+    if not changes:  # nothing to save: the version stays, so no other window's next write is stale
+        return reading
     return _write(reading, version, **changes)
 
 

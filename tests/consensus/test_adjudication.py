@@ -195,6 +195,7 @@ def test_postgresql_refuses_to_change_a_reference(compared, adi, statement):
         ({"source": "edited", "answers": SOLID, "rationale": "r", "mask": {"1.2.3": "AAAA"}}, "mask"),
         ({"source": "majority", "answers": SOLID, "rationale": "r", "mask": {"1.2.3": "AAAA"}}, "mask"),
         ({"answers": SOLID, "rationale": "r"}, "source"),
+        ({"source": "majority", "answers": SOLID, "rationale": "r", "fusion": "staple"}, "fusion"),
     ],
 )
 def test_bad_input_gets_a_specific_400_and_records_nothing(compared, adi, body, field):

@@ -271,6 +271,17 @@ PLANE = 64 * 64
             "within 16 slices",
         ),
         ({"kind": "added", "label": "lesion", "confidence": 3}, "mask", "mask or a box"),
+        (  # the mask fills slice 3; the box holds a corner of slice 0
+            {"kind": "added", "label": "lesion", "mask": "SLICE", "bbox": [[0, 1], [0, 2], [0, 2]]},
+            "bbox",
+            "does not hold the whole mask",
+        ),
+        (
+            {"kind": "edited", "finding": 1, "mask": "SLICE", "bbox": [[3, 4], [0, 64], [0, 63]]},
+            "bbox",
+            "does not hold the whole mask",
+        ),
+        ({"kind": "accepted", "finding": 1, "time_spent_s": True}, "time_spent_s", "not true or false"),
         ({"kind": "edited", "finding": 1, "confidence": 3}, "mask", "at least one"),
         ({"kind": "accepted", "finding": 1, "confidence": 3, "mask": "SLICE"}, "kind", "takes no mask"),
         ({"kind": "withdrawn", "target": "added-7", "confidence": 3}, "target", "no added finding"),

@@ -114,6 +114,8 @@ def test_heartbeats_count_active_time_per_phase_and_refuse_idle_gaps(in_project,
     assert too_long.status_code == 400
     assert too_long.json()["field"] == "seconds"
     assert client.post(url + "heartbeat/", {"seconds": 0}, format="json").status_code == 400
+    flag = client.post(url + "heartbeat/", {"seconds": True}, format="json")  # not 1 second
+    assert (flag.status_code, flag.json()["field"]) == (400, "seconds")
     client.post(url + "lock/", {"version": 1}, format="json")
     beat = client.post(url + "heartbeat/", {"seconds": 10}, format="json").json()
     assert (beat["unaided_seconds"], beat["aided_seconds"]) == (35, 10)
@@ -140,6 +142,10 @@ def test_a_stale_write_gets_409_and_changes_nothing(in_project, rita):
     saved = Reading.objects.get(pk=reading["id"])
     assert (saved.version, saved.phase, saved.unaided_impression) == (2, "unaided", "first")
     assert not Decision.objects.exists()
+    # A write that changes nothing leaves the version as it is: no other window goes stale.
+    idle = client.patch(url, {"version": 2}, format="json")
+    assert (idle.status_code, idle.json()["version"]) == (200, 2)
+    assert client.patch(url, {"version": 2, "unaided_impression": "third"}, format="json").status_code == 200
 
 
 def _decide_all(client, url, case, version):

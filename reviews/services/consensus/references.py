@@ -120,6 +120,11 @@ def _chosen(
     all_reads = [read.reading.pk for read in reads]
     if mask and source != "edited":
         raise Invalid('a mask is sent only with source "edited"', field="mask")
+    if fusion and source != "edited":  # the source itself says which mask it is
+        raise Invalid(
+            'fusion names the fused mask an edit started from: send it only with source "edited"',
+            field="fusion",
+        )
     if source.startswith("reading:"):
         pk = source.partition(":")[2]
         chosen = next((read for read in reads if str(read.reading.pk) == pk), None)
