@@ -131,10 +131,9 @@ class JobArrayApi(APIView):
 
 
 def _slice_index(value: str, depth: int) -> int:
-    try:
-        index = int(value)
-    except ValueError:
-        raise ValidationError({"slice": [f"must be an integer, not {value[:20]!r}"]}) from None
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):  # int() takes "1_0" and "+1"
+        raise ValidationError({"slice": [f"must be a whole number 0..{depth - 1}, not {value[:20]!r}"]})
+    index = int(value)
     if not 0 <= index < depth:
         raise ValidationError({"slice": [f"must be in 0..{depth - 1}"]})
     return index

@@ -85,8 +85,8 @@ class FeedbackExportCreateApi(ReviewsApi):
         try:
             feedback_filter = services.FeedbackFilter.from_params(data)
             feedback_filter.check_names()
-        except ValueError as exc:
-            raise Invalid(str(exc)) from None
+        except services.FilterError as exc:
+            raise Invalid(str(exc), field=exc.field) from None
         export = services.feedback_export_request(feedback_filter=feedback_filter, user=request.user)
         body = _status(export) | {"status_url": f"/api/v1/feedback/exports/{export.pk}/"}
         return Response(body, status=202)

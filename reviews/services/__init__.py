@@ -15,6 +15,7 @@ from reviews.services.consensus import (
 from reviews.services.decisions import DecisionInput, decision_record
 from reviews.services.export import (
     FeedbackFilter,
+    FilterError,
     feedback_decisions,
     feedback_export_build,
     feedback_export_fetched,
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_HEARTBEAT_SECONDS",
     "DecisionInput",
     "FeedbackFilter",
+    "FilterError",
     "StaleReference",
     "StoreRefused",
     "answers_check",

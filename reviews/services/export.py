@@ -98,6 +98,14 @@ MANIFEST_FIELDS = (
 )
 
 
+class FilterError(ValueError):
+    """A filter that cannot be used; `field` names it."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class FeedbackFilter:
     project: str = ""  # a project's name or id
@@ -126,15 +134,17 @@ class FeedbackFilter:
         return decisions
 
     def check_names(self) -> None:
-        """Raises ValueError when the project or model named matches none: such an export
+        """Raises FilterError when the project or model named matches none: such an export
         would only come out empty."""
         if self.project and not ReadingProject.objects.filter(project_named(self.project, "")).exists():
-            raise ValueError(f"no project has the name or id {self.project[:80]!r}")
+            raise FilterError(f"no project has the name or id {self.project[:80]!r}", field="project")
         if self.model:
             name, _, version = self.model.partition(":")
             versions = ModelVersion.objects.filter(name=name)
             if not (versions.filter(version=version) if version else versions).exists():
-                raise ValueError(f"no model {self.model[:80]!r} is registered (name, or name:version)")
+                raise FilterError(
+                    f"no model {self.model[:80]!r} is registered (name, or name:version)", field="model"
+                )
 
     def as_params(self) -> dict[str, str]:
         params = {
@@ -152,13 +162,15 @@ class FeedbackFilter:
         """From as_params() (or the command's options): dates may be YYYY-MM-DD or ISO 8601."""
         decision = params.get("decision", "")
         if decision and decision not in Decision.Kind.values:
-            raise ValueError(f"decision must be one of {', '.join(Decision.Kind.values)}")
+            raise FilterError(f"decision must be one of {', '.join(Decision.Kind.values)}", field="decision")
         reference = params.get("reference", "") in (True, "1", "true", "True")
         if reference and (decision or params.get("model")):
-            raise ValueError("a reference export is filtered by project, since and until only")
+            raise FilterError(
+                "a reference export is filtered by project, since and until only", field="reference"
+            )
         since, until = _moment(params.get("since", ""), "since"), _moment(params.get("until", ""), "until")
         if since is not None and until is not None and until <= since:
-            raise ValueError("until must be after since")
+            raise FilterError("until must be after since", field="until")
         return cls(
             project=params.get("project", ""),
             model=params.get("model", ""),
@@ -175,14 +187,15 @@ def _moment(value: str, name: str) -> dt.datetime | None:
     try:  # both return None for what is not shaped like a date, and raise for 2024-02-30
         moment = parse_datetime(value)
         day = parse_date(value) if moment is None else None
-    except ValueError as exc:
-        raise ValueError(f"{name} is not a date: {exc}") from None
+    except ValueError as exc:  # a day, an hour or a time zone offset out of its range
+        why = "its time zone offset is not between -24:00 and +24:00" if "timedelta" in str(exc) else exc
+        raise FilterError(f"{name} is not a date: {why}", field=name) from None
     if day is not None:
         moment = dt.datetime.combine(day, dt.time())
     if moment is None:
-        raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date and time")
+        raise FilterError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date and time", field=name)
     if not in_date_range(moment):
-        raise ValueError(f"{name}: {DATE_RANGE_MESSAGE}")
+        raise FilterError(f"{name}: {DATE_RANGE_MESSAGE}", field=name)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
     return moment
@@ -428,6 +441,9 @@ def feedback_export_build(*, export_pk: int, task_id: str = "") -> None:
             scratch.seek(0)
             name = f"exports/feedback-{export_pk}-{secrets.token_hex(8)}.zip"
             stored = default_storage.save(name, File(scratch, name=name))
+    except FilterError as exc:  # filters stored before a change of the rules: say which
+        _finish(export_pk, error=f"its filters are refused: {exc}")
+        return
     except Exception as exc:  # written on the row for the admin waiting on it
         logger.exception("feedback export %s failed", export_pk)
         _finish(export_pk, error=f"{type(exc).__name__}: the export could not be written")

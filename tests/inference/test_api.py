@@ -74,7 +74,15 @@ def test_arrays_come_whole_or_by_slice(done, study, rita):
 
 
 @pytest.mark.parametrize(
-    ("query", "message"), [("?slice=16", "0..15"), ("?slice=-1", "0..15"), ("?slice=x", "integer")]
+    ("query", "message"),
+    [
+        ("?slice=16", "0..15"),
+        ("?slice=-1", "0..15"),
+        ("?slice=x", "whole number"),
+        ("?slice=1_0", "whole number"),  # int() reads it as 10
+        ("?slice=+1", "whole number"),
+        ("?slice=" + "9" * 40, "whole number"),
+    ],
 )
 def test_a_bad_slice_is_a_400_that_says_why(done, rita, query, message):
     response = _client(rita).get(f"/api/v1/inference/jobs/{done.pk}/arrays/heatmap/{query}")

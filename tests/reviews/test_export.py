@@ -237,10 +237,18 @@ def test_admins_export_in_the_background_and_fetching_is_audited(
         ({"project": "\u00b2"}, "no project has the name or id"),
         ({"project": "99999999999999999999999"}, "no project has the name or id"),
         ({"model": "no-such-model"}, "no model 'no-such-model' is registered"),
+        ({"decision": "ADDED"}, "decision must be one of"),
+        ({"reference": True, "decision": "added"}, "a reference export is filtered by project"),
+        (
+            {"since": "2024-01-01T00:00:00+99:00"},
+            "since is not a date: its time zone offset is not between -24:00 and +24:00",
+        ),
     ],
 )
 def test_a_bad_export_filter_gets_400_and_queues_nothing(in_project, ada, body, message):
     response = api(ada).post("/api/v1/feedback/exports/", body, format="json")
     assert response.status_code == 400
     assert message in response.json()["detail"]
+    # The field at fault is named, as every other refusal of the API names it.
+    assert response.json()["field"] == ("until" if "until" in body else next(iter(body)))
     assert not FeedbackExport.objects.exists()
