@@ -40,10 +40,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 class NumberField(serializers.FloatField):
     """A float that is a number: DRF's FloatField takes true and false as 1.0 and 0.0."""
 
-    default_error_messages = {"invalid": "A number is required (not true or false)."}
+    default_error_messages = {"boolean": "A number is required, not true or false."}
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool):
-            self.fail("invalid")
+            self.fail("boolean")
         value: float = super().to_internal_value(data)
         return value

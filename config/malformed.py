@@ -23,8 +23,9 @@ def problem(request: HttpRequest) -> str | None:
         return "the Content-Length header is not a number of bytes"
     if "\x00" in request.path:
         return "the path holds a NUL character"
-    if any("\x00" in key or "\x00" in value for key, values in request.GET.lists() for value in values):
-        return "the query string holds a NUL character"
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return f"the query parameter {key[:40]!r} holds a NUL character"
     return None
 
 

@@ -76,10 +76,10 @@ def ada_client(client, ada):
 def test_a_nul_in_the_query_string_or_path_is_refused_with_400_before_any_database(ada_client):
     api = ada_client.get("/api/v1/worklist/", {"q": "a\x00b"})
     assert api.status_code == 400
-    assert api.json() == {"detail": "Bad request: the query string holds a NUL character."}
+    assert api.json() == {"detail": "Bad request: the query parameter 'q' holds a NUL character."}
     page = ada_client.get("/inference/jobs/", {"model": "a\x00b"})
     assert page.status_code == 400
-    assert "the query string holds a NUL character" in page.content.decode()
+    assert "the query parameter &#x27;model&#x27; holds a NUL character" in page.content.decode()
     assert ada_client.get("/inference/studies/1.2.3%00/panel/").status_code == 400
     assert ada_client.get("/admin/reviews/readingproject/", {"kind__exact": "a\x00"}).status_code == 400
     # The same requests without the NUL are answered as usual.
