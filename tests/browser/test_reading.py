@@ -159,6 +159,9 @@ def test_a_radiologist_reads_unaided_then_decides_on_every_ai_finding_and_submit
     until(lambda: page.evaluate(hidden) == [3], what="the overridden mask hidden")
     struck = page.locator("[data-ai-findings] li.is-overridden [data-finding-index]")
     assert [struck.nth(i).get_attribute("data-finding-index") for i in range(struck.count())] == ["3"]
+    # The AI panel's list says what was decided on each finding, as the reading panel does.
+    marks = "() => [...document.querySelectorAll('[data-ai-findings] li')].map((li) => li.dataset.decision)"
+    assert page.evaluate(marks) == ["accepted", "edited", "overridden"]
     page.locator(f'{PANEL} [data-finding="3"]').locator("button").first.click()  # back to it
     box = page.locator('.viewport-boxes rect[data-finding-index="3"]')
     until(lambda: box.count() == 1, what="its box")

@@ -30,6 +30,8 @@ const COLORMAP = [
 const TRANSPARENT_BELOW = 0.15;
 const REJECTED_COLOUR = "#8a8f98";
 
+const DECISION_TITLES = { accepted: "Accepted", edited: "Edited", overridden: "Overridden" };
+
 export class AiOverlay {
   constructor(viewer, masks, panel) {
     this.viewer = viewer;
@@ -42,6 +44,7 @@ export class AiOverlay {
     this.heatmapVisible = true;
     this.boxesVisible = true;
     this.rejected = new Set(); // indices of findings the reader overrode: drawn muted
+    this.decided = new Map(); // index -> the reader's decision on it ("accepted", "edited", ...)
     this.opacity = 0.6;
     this.layers = new Map(); // slot id -> {actor, imageData, scalars}
     this.timer = null;
@@ -317,15 +320,25 @@ export class AiOverlay {
   setRejected(indices) {
     this.rejected = new Set(indices);
     for (const slot of this.viewer.shownSlots()) this._drawBoxes(slot);
-    this._markRejected();
+    this._markDecisions();
   }
 
-  /** The overridden findings struck through in the findings list, as their boxes are muted. */
-  _markRejected() {
+  /** The reader's decision on each finding (index -> kind), shown in the findings list. */
+  setDecided(decided) {
+    this.decided = new Map(decided);
+    this._markDecisions();
+  }
+
+  /** The findings list says what the reader decided: overridden ones struck through, as their
+   * boxes are muted; accepted and edited ones marked. */
+  _markDecisions() {
     this.$("findings").querySelectorAll("[data-finding-index]").forEach((button) => {
-      const rejected = this.rejected.has(Number(button.dataset.findingIndex));
-      button.closest("li").classList.toggle("is-overridden", rejected);
-      button.title = rejected ? "Overridden by the reader" : "";
+      const index = Number(button.dataset.findingIndex);
+      const rejected = this.rejected.has(index);
+      const item = button.closest("li");
+      item.classList.toggle("is-overridden", rejected);
+      item.dataset.decision = rejected ? "overridden" : this.decided.get(index) || "";
+      button.title = item.dataset.decision ? `${DECISION_TITLES[item.dataset.decision] || item.dataset.decision} by the reader` : "";
     });
   }
 
@@ -424,7 +437,7 @@ export class AiOverlay {
         return item;
       }),
     );
-    this._markRejected();
+    this._markDecisions();
   }
 
   _drawColorbar() {

@@ -437,6 +437,8 @@ export class ReviewPanel {
       this.app.masks.setSegmentHidden(reading.series_uid, finding.index, overridden.has(finding.index));
     }
     this.app.overlay.setRejected(overridden);
+    const decided = reading.decisions.filter((d) => d.target.startsWith("ai-")).map((d) => [segmentOf(d.target), d.kind]);
+    this.app.overlay.setDecided(decided);
   }
 
   /** Paints AI finding `index` as it now stands: the reader's edited mask, else the AI's. */
