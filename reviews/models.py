@@ -201,6 +201,11 @@ class ReadingProject(models.Model):
     def questions(self) -> list[dict[str, Any]]:
         return list((self.label_schema or {}).get("questions", []))
 
+    @property
+    def question_texts(self) -> dict[str, str]:
+        """Each question's words by its code: what people are shown instead of the code."""
+        return {q["code"]: q.get("text") or q["code"] for q in self.questions}
+
     def reason(self, code: str) -> dict[str, Any] | None:
         return next((r for r in self.override_reasons if r.get("code") == code), None)
 

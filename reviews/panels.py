@@ -68,7 +68,7 @@ def adjudication_panel(request: HttpRequest, study: Study) -> StudyPanel | None:
         "case_url": reverse("api-consensus-case", args=[case.pk]),
         "may_adjudicate": request.user.has_perm(ADJUDICATE, case.project),
         "questions": case.project.questions,
-        "question_texts": json.dumps({q["code"]: q.get("text") or q["code"] for q in case.project.questions}),
+        "question_texts": json.dumps(case.project.question_texts),
         "dashboard_url": reverse("consensus-project", args=[case.project_id]),
     }
     return StudyPanel(template=ADJUDICATION_TEMPLATE, context=context)

@@ -158,6 +158,7 @@ export class AdjudicationPanel {
 
   _renderReads() {
     const names = readerNames(this.case);
+    const texts = JSON.parse(this.root.dataset.questionTexts || "{}");
     this.$("reads").replaceChildren(
       ...this.case.reads.map((read) => {
         const card = element("div", { className: "adj-read" });
@@ -166,7 +167,6 @@ export class AdjudicationPanel {
         // An aided read and a blind one weigh differently: the card says which this is.
         const sight = read.read_with_ai ? "read with the AI" : read.ai_seen_before ? "saw the AI elsewhere first" : "read blind to the AI";
         card.append(element("p", { className: "muted small", textContent: sight }));
-        const texts = JSON.parse(this.root.dataset.questionTexts || "{}");
         const answers = Object.entries(read.answers || {}).map(([code, choice]) => `${texts[code] || code}: ${choice}`);
         if (answers.length) card.append(element("p", { textContent: answers.join(" · ") }));
         const list = element("ul");

@@ -402,8 +402,8 @@ export class ReviewPanel {
     }
   }
 
-  /** The labelmap as the reading's current decisions leave it (added and edited masks). */
-  /** Repaints every decision's mask; an edit waits for it (a late paint would overwrite its start). */
+  /** Repaints the labelmap as the reading's current decisions leave it (added and edited masks);
+   * an edit waits for it (a late paint would overwrite its start). */
   _paintDecisions() {
     this.painting = this._paintAll();
     return this.painting;

@@ -267,7 +267,7 @@ def _reasons(
             f"finding{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))} "
             "not marked by every reader"
         )
-    texts = {q["code"]: q.get("text") or q["code"] for q in project.questions}
+    texts = project.question_texts
     differing = [texts.get(a["code"], a["code"]) for a in answers if not a["agree"]]
     if differing:
         reasons.append(f"answers differ: {', '.join(differing)}")
