@@ -38,7 +38,7 @@ HELD_OUT_SEEDS_FROM = 2_000_000  # held-out studies: seeds HELD_OUT_SEEDS_FROM +
 LARGE_SEEDS_FROM = 2_010_000  # held-out 512-pixel studies: seeds LARGE_SEEDS_FROM + i
 DEMO_SPEC = ModelSpec(
     name="overread-demo-lesion",
-    version="1.0.0",
+    version="2.0.0",
     labels=("lesion",),
     threshold=0.5,
     min_finding_mm3=60.0,  # a 4.9 mm sphere: smaller specks on held-out studies were noise
@@ -70,8 +70,10 @@ class TrainingConfig:
     large_studies: int = 4  # a second, small held-out set at the benchmark's matrix
     large_shape: tuple[int, int, int] = (32, 512, 512)
     large_spacing: tuple[float, float, float] = (2.5, 0.7, 0.7)
-    base: int = 16
-    depth: int = 3
+    base: int = 48
+    depth: int = 2
+    stem: int = 2  # the network works on 2x2 cells (DemoUNet)
+    skips: str = "add"
     threads: int = 2
 
 
@@ -88,6 +90,31 @@ def _reproducible(seed: int, threads: int) -> Iterator[None]:
         finally:
             torch.use_deterministic_algorithms(previous[0])
             torch.set_num_threads(previous[1])
+
+
+def _architecture(config: TrainingConfig) -> dict[str, Any]:
+    """DemoUNet's arguments for `config` (the manifest's entry_kwargs)."""
+    return {
+        "base": config.base,
+        "depth": config.depth,
+        "classes": 1,
+        "stem": config.stem,
+        "skips": config.skips,
+    }
+
+
+def _architecture_text(config: TrainingConfig, parameters: int) -> str:
+    widths = f"{config.base} to {config.base * 2**config.depth} channels"
+    cells = (
+        f" on {config.stem}x{config.stem}-pixel cells (pixel unshuffle in, sub-pixel convolution out)"
+        if config.stem > 1
+        else ""
+    )
+    joined = "added" if config.skips == "add" else "concatenated"
+    return (
+        f"2D U-Net with a slice head: {config.depth} poolings, {widths}{cells}, skip connections "
+        f"{joined}; {parameters:,} parameters"
+    )
 
 
 def _training_study(index: int, config: TrainingConfig) -> SyntheticStudy:
@@ -169,7 +196,7 @@ def train_network(
         studies = [_training_study(i, config) for i in range(config.train_studies)]
         generated = time.perf_counter() - started
         say(f"generated {len(studies)} training studies in {generated:.1f}s")
-        network = DemoUNet(base=config.base, depth=config.depth)
+        network = DemoUNet(**_architecture(config))
         network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         network.train()
         optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
@@ -197,6 +224,7 @@ def train_network(
         "generation_seconds": round(generated, 1),
         "lesion_studies": sum(1 for s in studies if s.lesions),
         "lesions": sum(len(s.lesions) for s in studies),
+        "parameters": sum(parameter.numel() for parameter in network.parameters()),
     }
     return network, facts
 
@@ -209,6 +237,7 @@ def _model_card(
             "Shows how Overread runs a second-reader model: finding masks, heatmaps and a triage "
             "score on the synthetic demonstration studies."
         ),
+        "architecture": _architecture_text(config, facts["parameters"]),
         "demonstration": True,
         "statement": DISCLAIMER,
         "training_data": {
@@ -300,7 +329,7 @@ def train_demo_model(
         "weights": WEIGHTS_NAME,
         "sha256": file_sha256(weights),
         "entry_point": "inference.engine.network:DemoUNet",
-        "entry_kwargs": {"base": config.base, "depth": config.depth, "classes": 1},
+        "entry_kwargs": _architecture(config),
         "input_spec": DEMO_SPEC.input.to_dict(),
         "labels": list(DEMO_SPEC.labels),
         "threshold": DEMO_SPEC.threshold,

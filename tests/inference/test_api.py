@@ -46,7 +46,7 @@ def test_the_viewer_gets_the_overlay_of_a_study(done, study, rita):
     assert data["job"] == done.pk
     assert data["model"] == {
         "name": "overread-demo-lesion",
-        "version": "1.0.0",
+        "version": done.model_version.version,
         "status": "active",
         "demonstration": True,
         "threshold": done.model_version.threshold,
@@ -172,7 +172,7 @@ def test_the_jobs_page_lists_and_filters_jobs(done, ada):
     client = _client(ada)
     page = client.get("/inference/jobs/")
     assert page.status_code == 200
-    assert b"overread-demo-lesion 1.0.0" in page.content
+    assert f"overread-demo-lesion {done.model_version.version}".encode() in page.content
     assert b"demonstration" in page.content
     assert b"No jobs match." in client.get("/inference/jobs/?status=failed").content
 

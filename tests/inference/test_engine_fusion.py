@@ -15,10 +15,10 @@ from inference.engine.network import DemoUNet
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
-def _trained_looking_unet() -> DemoUNet:
+def _trained_looking_unet(**architecture: object) -> DemoUNet:
     """A small U-Net whose norms are not the identity a fresh one starts with."""
     torch.manual_seed(0)
-    network = DemoUNet(base=4, depth=2)
+    network = DemoUNet(base=4, depth=2, **architecture)  # type: ignore[arg-type]
     for module in network.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)  # type: ignore[union-attr]
@@ -32,9 +32,12 @@ def _norms(network: nn.Module) -> int:
     return sum(isinstance(module, nn.BatchNorm2d) for module in network.modules())
 
 
+@pytest.mark.parametrize("architecture", [{}, {"stem": 2, "skips": "add"}], ids=["plain", "cells"])
 @pytest.mark.parametrize("kind", ["eager", "torchscript"])
-def test_the_folded_network_computes_what_the_network_does_without_its_norms(kind: str) -> None:
-    network: nn.Module = _trained_looking_unet()
+def test_the_folded_network_computes_what_the_network_does_without_its_norms(
+    kind: str, architecture: dict[str, object]
+) -> None:
+    network: nn.Module = _trained_looking_unet(**architecture)
     if kind == "torchscript":
         network = torch.jit.script(network)
     x = torch.randn(3, 1, 40, 48).contiguous(memory_format=torch.channels_last)

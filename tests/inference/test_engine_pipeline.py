@@ -189,8 +189,14 @@ def test_it_reports_progress_by_stage_and_stops_when_progress_raises():
     assert seen[-1] == ("forward", 0.5)  # nothing ran after the cancel
 
 
-def test_the_demo_network_keeps_the_two_output_contract_at_any_size():
-    network = DemoUNet(base=4, depth=3).eval()
+# The first demonstration model's plain U-Net, and the shipped one's (2x2 cells in and out,
+# skips joined by addition).
+ARCHITECTURES = [{"depth": 3}, {"depth": 2, "stem": 2, "skips": "add"}]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES, ids=["plain", "cells"])
+def test_the_demo_network_keeps_the_two_output_contract_at_any_size(architecture):
+    network = DemoUNet(base=4, **architecture).eval()
 
     with torch.inference_mode():
         logits, slice_logit = network(torch.zeros(2, 1, 40, 56))
@@ -261,9 +267,10 @@ def test_it_runs_on_cuda():
     assert demo.probability.shape == (12, 37, 45)
 
 
-def test_the_demo_networks_slice_head_alone_gives_the_logit_of_the_whole_forward():
+@pytest.mark.parametrize("architecture", ARCHITECTURES, ids=["plain", "cells"])
+def test_the_demo_networks_slice_head_alone_gives_the_logit_of_the_whole_forward(architecture):
     torch.manual_seed(0)
-    network = DemoUNet(base=8).eval()
+    network = DemoUNet(base=8, **architecture).eval()
     x = torch.randn(3, 1, 32, 48)
 
     with torch.no_grad():

@@ -6,7 +6,8 @@ import torch
 
 from inference.engine.loading import clear_cache, load_network
 from inference.engine.manifest import read_manifest
-from inference.engine.training import DISCLAIMER, TrainingConfig, train_demo_model
+from inference.engine.network import DemoUNet
+from inference.engine.training import DEMO_SPEC, DISCLAIMER, TrainingConfig, train_demo_model
 
 TINY = TrainingConfig(
     batch_size=4,
@@ -42,7 +43,7 @@ def test_the_manifest_describes_the_model_and_loads(tmp_path):
     manifest = read_manifest(tmp_path)
     card = manifest.data["model_card"]
     assert manifest.spec.name == "overread-demo-lesion"
-    assert manifest.spec.version == "1.0.0"
+    assert manifest.spec.version == DEMO_SPEC.version
     assert manifest.data["task"] == "segmentation+classification"
     assert card["demonstration"] is True
     assert card["statement"] == DISCLAIMER
@@ -56,3 +57,5 @@ def test_the_manifest_describes_the_model_and_loads(tmp_path):
     finally:
         clear_cache()
     assert not network.training
+    assert isinstance(network, DemoUNet)
+    assert network.size_multiple == TINY.stem * 2**TINY.depth  # the manifest's architecture was built

@@ -86,3 +86,24 @@ def test_it_loads_the_synthetic_demo_studies_once_onto_the_radiologists_worklist
     for case in cases:
         readers = Assignment.objects.filter(project=consensus, study=case.entry.study)
         assert set(readers.values_list("reader__username", flat=True)) == {"radiologist", "annotator"}
+
+
+def test_a_new_demonstration_model_version_retires_the_earlier_one(var_dir, capsys):
+    from audit.models import AuditEvent
+    from inference.models import ModelVersion
+    from inference.registry import DEMO_MANIFEST, ModelDescription
+    from tests.reviews.helpers import model_version
+
+    shipped = ModelDescription.from_manifest(DEMO_MANIFEST)
+    earlier = model_version(name=shipped.name, version="0.9.0", demonstration=True)
+    other = model_version(name="site-model", version="0.9.0")  # not a demonstration model
+
+    call_command("seed_demo", no_studies=True)
+
+    assert f"Registered the demonstration model {shipped.name} {shipped.version}" in capsys.readouterr().out
+    statuses = dict(ModelVersion.objects.values_list("version", "status").filter(name=shipped.name))
+    assert statuses == {"0.9.0": "retired", shipped.version: "active"}
+    other.refresh_from_db()
+    assert other.status == "active"
+    changes = [event.detail_data for event in AuditEvent.objects.filter(model_version=str(earlier))]
+    assert {"status": "retired", "previous": "active"} in changes

@@ -22,7 +22,13 @@ from django.db import transaction
 
 from fixtures.synthetic import make_ct_study, write_study
 from inference.models import ModelVersion
-from inference.registry import DEMO_MANIFEST, ModelDescription, RegistryError, model_register
+from inference.registry import (
+    DEMO_MANIFEST,
+    ModelDescription,
+    RegistryError,
+    model_register,
+    model_status_set,
+)
 from reviews.models import MemberRole, ProjectMember, ReadingProject
 from reviews.roles import Role
 from reviews.services import project_studies_add
@@ -113,14 +119,20 @@ def _ensure_user(username: str, role: str, first: str, last: str, password: str 
 
 
 def _ensure_demo_model() -> str | None:
-    """Registers the demonstration model shipped in fixtures/ (active), once."""
+    """Registers the demonstration model shipped in fixtures/ (active), once. A new version
+    replaces the earlier demonstration versions: they are retired (audited), so a study is not
+    read twice by two generations of the same demonstration model."""
     description = ModelDescription.from_manifest(DEMO_MANIFEST)
     if ModelVersion.objects.filter(name=description.name, version=description.version).exists():
         return None
     try:
-        return str(model_register(description=description, status=ModelVersion.Status.ACTIVE))
+        model = model_register(description=description, status=ModelVersion.Status.ACTIVE)
     except RegistryError as exc:
         raise CommandError(f"the demonstration model cannot be registered: {exc}") from exc
+    earlier = ModelVersion.objects.filter(name=description.name, demonstration=True).exclude(pk=model.pk)
+    for old in earlier.exclude(status=ModelVersion.Status.RETIRED):
+        model_status_set(model=old, status=ModelVersion.Status.RETIRED)
+    return str(model)
 
 
 def _ensure_demo_project() -> ReadingProject:
