@@ -1,10 +1,10 @@
 """A job's derived DICOM objects, written by the shared writer (inference.derived).
 
 Each object is a series of its own in the source study: the SEG holds a segment per
-finding, the Parametric Map the study-level attention (saliency) map, and the SR (TID 1500)
-the findings with their measurements, referencing the SEG's segments. UIDs come from the
-job (`uid`), the content date and time from when the job was created, so a redelivered job
-writes byte-identical objects under the same UIDs.
+finding, the Parametric Map the study-level attention (saliency) map on the slices it was
+computed on, and the SR (TID 1500) the findings with their measurements, referencing the
+SEG's segments. UIDs come from the job (`uid`), the content date and time from when the job
+was created, so a redelivered job writes byte-identical objects under the same UIDs.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def derived_objects(
     uid: Callable[[InferenceJob, str], str],
 ) -> Iterator[tuple[str, Part10]]:
     """(kind, (SOP Instance UID, Part 10 bytes)) for each object the job writes: a SEG only
-    when there are findings (a SEG must describe at least one segment), always the others."""
+    when there are findings (a SEG must describe at least one segment), a Parametric Map of
+    the slices the heatmap was computed on when it was computed on any, always the SR."""
     model = job.model_version
     device = Device(
         name=model.name,
@@ -76,14 +77,16 @@ def derived_objects(
         )
     if seg is not None:
         yield Kind.SEG, (str(seg.SOPInstanceUID), to_part10_bytes(seg))
-    pmap = parametric_map(
-        source=source,
-        heatmap=result.heatmap,
-        author=device,
-        slice_uids=slice_uids,
-        **ids(Kind.PARAMETRIC_MAP),  # type: ignore[arg-type]
-    )
-    yield Kind.PARAMETRIC_MAP, (str(pmap.SOPInstanceUID), to_part10_bytes(pmap))
+    if result.heatmap_slices != []:  # a map computed on some slice
+        pmap = parametric_map(
+            source=source,
+            heatmap=result.heatmap,
+            author=device,
+            slice_uids=slice_uids,
+            planes=result.heatmap_slices,
+            **ids(Kind.PARAMETRIC_MAP),  # type: ignore[arg-type]
+        )
+        yield Kind.PARAMETRIC_MAP, (str(pmap.SOPInstanceUID), to_part10_bytes(pmap))
     sr = findings_sr(
         source=source,
         seg=seg,

@@ -74,7 +74,9 @@ def job_execute(*, job_pk: int, task_id: str) -> None:
     try:
         volume, datasets, result = _infer(job, progress)
         progress("outputs", 0.0, force=True)
+        started = time.perf_counter()
         outputs_write(job=job, volume=volume, source=datasets, result=result)
+        result.timings["outputs"] = time.perf_counter() - started
         _succeed(job, result)
     except InputError as exc:
         _fail(job, f"The model cannot read this series: {exc}")

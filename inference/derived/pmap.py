@@ -7,6 +7,7 @@ stored as 0..65535 with a Real World Value Mapping (slope 1/65535) back to 0..1.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 
 import highdicom as hd
@@ -40,6 +41,7 @@ def parametric_map(
     slice_uids: Sequence[str] | None = None,
     equipment: Equipment | None = None,
     instance_number: int = 1,
+    planes: Sequence[int] | None = None,
 ) -> Dataset:
     """A Parametric Map of `heatmap` (float, (z, y, x), values 0..1; clipped to that range).
 
@@ -49,11 +51,19 @@ def parametric_map(
     slice_uids[k], or source[k] when slice_uids is None. The frames' anatomy, which the IOD
     requires, is `anatomic_region` (by default the code for the source's BodyPartExamined)
     with laterality U.
+
+    `planes` (ascending slice indices) gives frames to those slices alone: a map computed on a
+    few slices of a long series stores those, not hundreds of frames of zeros that would read
+    as "no attention" where none was computed. By default every slice gets a frame.
     """
     check_volume(heatmap, "heatmap")
+    ordered = ordered_source(source, slice_uids, heatmap.shape[0], (heatmap.shape[1], heatmap.shape[2]))
+    if planes is not None:
+        planes = _checked_planes(planes, heatmap.shape[0])
+        heatmap = heatmap[planes]
+        ordered = [ordered[z] for z in planes]
     if not np.all(np.isfinite(heatmap)):
         raise ValueError("heatmap holds NaN or infinite values")
-    ordered = ordered_source(source, slice_uids, heatmap.shape[0], (heatmap.shape[1], heatmap.shape[2]))
     stored = quantize(heatmap, STORED_MAX, np.uint16)
     mapping = hd.pm.RealWorldValueMapping(
         lut_label="ATTENTION",
@@ -95,6 +105,17 @@ def stored_to_real(ds: Dataset, stored: np.ndarray) -> np.ndarray:
     mapping = ds.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
     slope, intercept = float(mapping.RealWorldValueSlope), float(mapping.RealWorldValueIntercept)
     return stored.astype(np.float64) * slope + intercept
+
+
+def _checked_planes(planes: Sequence[int], depth: int) -> list[int]:
+    chosen = [int(z) for z in planes]
+    if not chosen:
+        raise ValueError("planes is empty: a Parametric Map needs at least one frame")
+    if any(b <= a for a, b in itertools.pairwise(chosen)):
+        raise ValueError("planes must be ascending slice indices, each once")
+    if chosen[0] < 0 or chosen[-1] >= depth:
+        raise ValueError(f"planes must lie in 0..{depth - 1}; got {chosen[0]}..{chosen[-1]}")
+    return chosen
 
 
 def _add_frame_anatomy(pmap: Dataset, region: Code) -> None:

@@ -137,10 +137,11 @@ def run(
         study_score = float(slice_scores.max())
     heatmap = np.zeros(shape, dtype=np.float32)
     finding_heatmaps: dict[int, np.ndarray] = {}
+    heatmap_slices: list[int] = []  # none computed
     if saliency:
         _report(progress, "saliency", 0.0)
         with _stage(timings, "saliency", device):
-            heatmap, finding_heatmaps = explain(
+            heatmap, finding_heatmaps, heatmap_slices = explain(
                 network,
                 slices,
                 mask,
@@ -162,6 +163,7 @@ def run(
         slice_scores=slice_scores,
         heatmap=heatmap,
         finding_heatmaps=finding_heatmaps,
+        heatmap_slices=heatmap_slices,
         timings=timings,
         device=str(device),
     )

@@ -110,11 +110,15 @@ class _Explainer:
         return _smooth(grads.detach().float(), sigma=max(2.0, size[-1] / 64))[:, 0]
 
 
-def _scaled(values: np.ndarray) -> np.ndarray:
-    """`values` (float32, >= 0) divided by their peak, in place (a study map is 300 MB)."""
-    peak = float(values.max()) if values.size else 0.0
+def _scaled(values: np.ndarray, planes: Sequence[int] | None = None) -> np.ndarray:
+    """`values` (float32, >= 0) divided by their peak, in place. With `planes`, only those
+    slices can hold a value and only they are read and written: a study map is 300 MB, of
+    which the explained slices are a few tenths."""
+    planes = range(len(values)) if planes is None else planes
+    peak = max((float(values[z].max()) for z in planes), default=0.0)
     if peak > 0:
-        values /= peak
+        for z in planes:
+            values[z] /= peak
     return values
 
 
@@ -184,8 +188,9 @@ def explain(
     max_finding_slices: int | None = None,
     slice_spacing_mm: float | None = None,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """The study heatmap (z, y, x) and the findings' heatmaps over their boxes, float32 0..1.
+) -> tuple[np.ndarray, dict[int, np.ndarray], list[int]]:
+    """The study heatmap (z, y, x), the findings' heatmaps over their boxes (float32 0..1) and
+    the slices the study heatmap covers (ascending; it is 0 on the others).
 
     `slices` are the preprocessed, padded slices (Z, H', W') on the network's device; `mask`
     the finding mask (z, y, x) whose finding k drives findings[k - 1]'s map. The study map
@@ -234,8 +239,11 @@ def explain(
             if progress is not None:
                 progress("saliency", end / len(items))
     explained_study = {item.z for item in study_items}
+    filled = set(explained_study)  # the study slices that can hold a value
     for finding in findings:
         low, high = finding.bbox[0]
         _interpolate(study, sorted(z for z in explained_study if low <= z < high))
         _interpolate(local[finding.index], _sampled(finding, step), offset=low)
-    return _scaled(study), {index: _scaled(values) for index, values in local.items()}
+        filled.update(range(low, high))
+    planes = sorted(filled)
+    return _scaled(study, planes), {index: _scaled(values) for index, values in local.items()}, planes

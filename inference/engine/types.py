@@ -116,4 +116,7 @@ class InferenceResult:
     heatmap: np.ndarray  # float32 (z, y, x), 0..1: study-level saliency
     finding_heatmaps: dict[int, np.ndarray]  # finding index -> float32 0..1 over its bbox
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    # The slices the study heatmap was computed on (explained, or between two explained ones),
+    # ascending: elsewhere it is 0 because it was not computed. None: every slice.
+    heatmap_slices: list[int] | None = None
     device: str = "cpu"

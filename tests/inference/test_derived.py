@@ -131,7 +131,7 @@ def _seg(case: Case, **overrides: Any) -> Dataset:
     return seg
 
 
-def _pmap(case: Case, *, source: Sequence[Dataset] | None = None) -> Dataset:
+def _pmap(case: Case, *, source: Sequence[Dataset] | None = None, planes: Any = None) -> Dataset:
     return parametric_map(
         source=case.shuffled if source is None else source,
         heatmap=case.heatmap,
@@ -141,6 +141,7 @@ def _pmap(case: Case, *, source: Sequence[Dataset] | None = None) -> Dataset:
         content_datetime=WHEN,
         author=MODEL,
         slice_uids=case.slice_uids,
+        planes=planes,
     )
 
 
@@ -282,6 +283,39 @@ def test_the_parametric_map_maps_back_to_the_heatmap_through_its_rwvm(case: Case
         k = case.slice_uids.index(_frame_source(pmap, i))
         assert np.abs(real[i] - case.heatmap[k]).max() <= 1 / 65535
     assert int(pmap.NumberOfFrames) == case.heatmap.shape[0]
+
+
+def test_a_parametric_map_of_some_planes_has_their_frames_alone(case: Case) -> None:
+    planes = [1, 2, 3, 9, 15]  # the computed slices: a run, a lone one, the last
+    pmap = _pmap(case, planes=planes)
+    assert dciodvfy_check(to_part10_bytes(pmap)) == []
+
+    pmap = _reread(pmap)
+    assert int(pmap.NumberOfFrames) == len(planes)
+    assert [case.slice_uids.index(_frame_source(pmap, i)) for i in range(len(planes))] == planes
+    real = stored_to_real(pmap, pmap.pixel_array)
+    assert np.abs(real - case.heatmap[planes]).max() <= 1 / 65535
+    referenced = {
+        str(item.ReferencedSOPInstanceUID)
+        for series in pmap.ReferencedSeriesSequence
+        for item in series.ReferencedInstanceSequence
+    }
+    assert referenced == {case.slice_uids[z] for z in planes}
+
+
+@pytest.mark.parametrize(
+    ("planes", "message"),
+    [
+        ([], "at least one frame"),
+        ([3, 2], "ascending"),
+        ([2, 2], "each once"),
+        ([0, 16], r"0\.\.15"),
+        ([-1, 4], r"0\.\.15"),
+    ],
+)
+def test_a_parametric_map_refuses_planes_it_cannot_place(case: Case, planes: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _pmap(case, planes=planes)
 
 
 @pytest.mark.parametrize(("top", "dtype"), [(255, np.uint8), (65535, np.uint16)])

@@ -95,6 +95,7 @@ def test_its_heatmaps_lie_on_the_findings():
     assert heatmap[_truth()].sum() / heatmap.sum() > 0.9
     explained = {3, 4, 5, 8, 9}  # the findings' slices (also the top two by score)
     assert not heatmap[[z for z in range(12) if z not in explained]].any()
+    assert result.heatmap_slices == sorted(explained)  # what the Parametric Map gets frames for
     for finding in result.findings:
         (z0, z1), (y0, y1), (x0, x1) = finding.bbox
         local = result.finding_heatmaps[finding.index]
@@ -114,6 +115,7 @@ def test_it_explains_findings_within_a_budget_of_slices_most_probable_first():
     assert set(result.finding_heatmaps) == {2}
     assert result.heatmap[8:10].any()
     assert not result.heatmap[3:6].any()
+    assert result.heatmap_slices == [8, 9]
 
 
 def test_slices_about_5_mm_apart_are_explained_and_the_ones_between_interpolated():
@@ -158,6 +160,7 @@ def test_it_skips_saliency_when_asked():
 
     assert not result.heatmap.any()
     assert result.finding_heatmaps == {}
+    assert result.heatmap_slices == []
     assert result.timings["saliency"] == 0.0
 
 

@@ -123,7 +123,8 @@ def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
     assert job.progress == 100
     assert job.finished_at is not None
     assert job.device == "cpu"
-    assert {"read_decode", "load", "preprocess", "forward", "postprocess", "saliency"} <= set(job.timings)
+    stages = {"read_decode", "load", "preprocess", "forward", "postprocess", "saliency", "outputs"}
+    assert stages <= set(job.timings)
     assert job.rows == 128
     assert job.columns == 128
     # Slice k of the arrays is the instance slice_uids[k], in order along the slice normal.
