@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from inference.engine.loading import clear_cache, load_network
@@ -50,6 +52,10 @@ def test_the_manifest_describes_the_model_and_loads(tmp_path):
     assert set(card["evaluation"]) >= {"mean_dice", "auc", "sensitivity", "specificity"}
     assert card["evaluation_512"] is None
     assert card["training"]["reproduce"].startswith("python manage.py train_demo_model --seed 1")
+    # Bit-for-bit reproduction holds on one kind of processor: the card says which.
+    machine = card["training"]["machine"]
+    assert f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}" in machine
+    assert f"{TINY.threads} CPU threads" in machine
     assert set(manifest.triage) == {"urgent", "priority"}
     clear_cache()
     try:
