@@ -156,6 +156,29 @@ class InferenceJob(models.Model):
     def finished(self) -> bool:
         return self.status in self.FINISHED
 
+    @property
+    def run_seconds(self) -> float | None:
+        """Wall time of the last attempt, claim to finish; None before it finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def timings_text(self) -> str:
+        """The stages' seconds in words, in the order they ran: 'read and decode 0.9 s, ...'."""
+        return ", ".join(
+            f"{STAGE_WORDS.get(stage, stage)} {seconds:.1f} s" for stage, seconds in self.timings.items()
+        )
+
+
+# What a job's stages (InferenceJob.timings) are called on its page.
+STAGE_WORDS = {
+    "read_decode": "read and decode",
+    "load": "load the model",
+    "postprocess": "findings",
+    "outputs": "DICOM outputs",
+}
+
 
 class Finding(models.Model):
     """One connected component of a job's mask: what the reader accepts, edits or overrides."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 
 import numpy as np
 import pydicom
@@ -151,6 +152,22 @@ def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
 
     events = AuditEvent.objects.filter(inference_job_id=job.pk)
     assert {e.action for e in events} >= {"C", "E"}
+
+
+def test_the_jobs_list_says_how_long_a_finished_job_took_and_where_the_time_went(series, model, ada, client):
+    job = _run(job_request(series=series, model=model))
+    client.force_login(ada)
+
+    page = client.get("/inference/jobs/").content.decode()
+
+    shown = re.search(r'data-testid="job-time" title="([^"]*)">([0-9.]+) s on cpu<', page)
+    assert shown is not None
+    took = (job.finished_at - job.started_at).total_seconds()
+    assert abs(float(shown[2]) - took) <= 0.051
+    stages = shown[1]
+    assert stages.startswith("read and decode ")  # in the order they ran
+    for words, stage in [("forward", "forward"), ("saliency", "saliency"), ("DICOM outputs", "outputs")]:
+        assert f"{words} {job.timings[stage]:.1f} s" in stages
 
 
 def test_a_second_delivery_does_nothing_and_a_redelivery_replaces_the_outputs(series, model):
