@@ -160,6 +160,8 @@ def _one_job(series, warm_up, model) -> None:
     stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in job.timings.items())
     stages += f"; the rest (claim, progress, bookkeeping) {whole - sum(job.timings.values()):.2f}"
     print(f"job {job.pk}: {job.findings.count()} findings, score {job.study_score:.3f}; stages (s): {stages}")
+    stored = ", ".join(f"{o.kind} {o.size_bytes / 1e6:.1f}" for o in job.outputs.order_by("kind"))
+    print(f"outputs stored (MB): {stored}")
     print(
         f"(a) convolutions: {flops / 1e12:.2f} TFLOP in {forward:.2f} s forward = {achieved:.1f} GFLOP/s "
         f"= {achieved / peak:.2f} of the matmul peak (goal >= 0.85)"

@@ -206,8 +206,8 @@ class JobOutput(models.Model):
     """One artefact of a job: an array file for the viewer or a derived DICOM object."""
 
     class Kind(models.TextChoices):
-        HEATMAP = "heatmap"  # uint8 (z, rows, columns), 0..255 for saliency 0..1
-        MASK = "mask"  # uint8 (z, rows, columns), k for finding k
+        HEATMAP = "heatmap"  # uint8 (z, rows, columns), 0..255 for saliency 0..1 (inference.arrays)
+        MASK = "mask"  # uint8 (z, rows, columns), k for finding k (inference.arrays)
         FINDING_HEATMAPS = "finding_heatmaps"  # npz: one uint8 array per finding over its bbox
         SEG = "seg"
         PARAMETRIC_MAP = "pmap"
@@ -223,6 +223,9 @@ class JobOutput(models.Model):
     # models' objects are kept beside the job only.
     indexed = models.BooleanField(default=False)
     size_bytes = models.BigIntegerField(default=0)
+    # Arrays: where each slice's deflate data starts in the stored gzip file (inference.arrays);
+    # empty for a raw array.
+    slice_offsets = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "kind"], name="joboutput_one_per_kind")]

@@ -5,10 +5,11 @@ the same job left (a redelivery after a worker died), so outputs are replaced, n
 duplicated. The DICOM objects get UIDs derived from the job's uid_root, so a redelivery
 writes the same UIDs.
 
-Arrays are raw uint8 files, C order (slice, row, column): the viewer fetches a whole series
-or one slice with a seek. The heatmap holds round(255 * saliency); the mask holds k on the
-voxels of finding k. A shadow model's objects are written beside the job but kept out of
-the DICOM index, so no reader sees them over DICOMweb.
+Arrays are uint8, C order (slice, row, column), stored deflated and flushed at every slice
+(inference.arrays): the viewer fetches a whole series as it is stored, or one slice. The
+heatmap holds round(255 * saliency); the mask holds k on the voxels of finding k. A shadow
+model's objects are written beside the job but kept out of the DICOM index, so no reader
+sees them over DICOMweb.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from pydicom.dataset import Dataset
 
+from inference.arrays import pack, read_slices
 from inference.derived import quantize
 from inference.derived_job import derived_objects
 from inference.engine.types import InferenceResult, Volume
@@ -48,10 +50,9 @@ def outputs_write(
     outputs_discard(job=job)
     geometry = volume.geometry
     _, rows, columns = result.mask.shape
-    heatmap = quantize(result.heatmap, 255, np.uint8)
     written = [
-        _save(job, Kind.HEATMAP, heatmap.tobytes()),
-        _save(job, Kind.MASK, np.ascontiguousarray(result.mask, dtype=np.uint8).tobytes()),
+        _save_array(job, Kind.HEATMAP, quantize(result.heatmap, 255, np.uint8)),
+        _save_array(job, Kind.MASK, result.mask.astype(np.uint8, copy=False)),
         _save(job, Kind.FINDING_HEATMAPS, _finding_heatmaps_npz(result)),
     ]
     indexed = job.model_version.status != ModelVersion.Status.SHADOW
@@ -99,8 +100,16 @@ def output_open(output: JobOutput) -> IO[bytes]:
     return cast(IO[bytes], default_storage.open(output.storage_key, "rb"))
 
 
+def output_slices(output: JobOutput, start: int, stop: int) -> bytes:
+    """Slices start..stop-1 of an array output, raw uint8 (ArrayError when the file does not
+    hold them)."""
+    job = output.job
+    with output_open(output) as handle:
+        return read_slices(handle, output.slice_offsets, job.rows * job.columns, start, stop)
+
+
 def _key(job: InferenceJob, kind: str) -> str:
-    suffix = {Kind.FINDING_HEATMAPS: "npz", Kind.HEATMAP: "u8", Kind.MASK: "u8"}.get(Kind(kind), "dcm")
+    suffix = {Kind.FINDING_HEATMAPS: "npz", Kind.HEATMAP: "u8.gz", Kind.MASK: "u8.gz"}.get(Kind(kind), "dcm")
     return f"inference/jobs/{job.pk}/{kind}.{suffix}"
 
 
@@ -109,6 +118,13 @@ def _save(job: InferenceJob, kind: str, content: bytes) -> JobOutput:
     default_storage.delete(key)
     saved = default_storage.save(key, ContentFile(content))
     return JobOutput(job=job, kind=kind, storage_key=saved, size_bytes=len(content))
+
+
+def _save_array(job: InferenceJob, kind: str, array: np.ndarray) -> JobOutput:
+    content, offsets = pack(array)
+    output = _save(job, kind, content)
+    output.slice_offsets = offsets
+    return output
 
 
 def _save_dicom(job: InferenceJob, kind: str, part10: tuple[str, bytes], *, indexed: bool) -> JobOutput:

@@ -20,8 +20,9 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from inference.arrays import ArrayError
 from inference.models import InferenceJob, JobOutput
-from inference.outputs import output_open
+from inference.outputs import output_slices
 from viewer.models import Instance, Series
 
 Mask = dict[int, np.ndarray]
@@ -210,17 +211,17 @@ def ai_mask(
     output = job.outputs.filter(kind=JobOutput.Kind.MASK).first()
     if output is None:
         raise MaskError(f"job {job.pk} has no mask array")
-    plane = job.rows * job.columns
     reading_index = {uid: k for k, uid in enumerate(slice_uids)}
     (z0, z1), _, _ = bbox
+    try:
+        voxels = np.frombuffer(output_slices(output, z0, z1), dtype=np.uint8)
+    except ArrayError as error:
+        raise MaskError(f"job {job.pk}'s mask array cannot be read: {error}") from error
     mask: Mask = {}
-    with output_open(output) as handle:
-        handle.seek(z0 * plane)
-        for z in range(z0, z1):
-            pixels = np.frombuffer(handle.read(plane), dtype=np.uint8).reshape(job.rows, job.columns) == index
-            k = reading_index.get(job.slice_uids[z])
-            if k is not None and pixels.any():
-                mask[k] = pixels
+    for z, plane in enumerate(voxels.reshape(z1 - z0, job.rows, job.columns) == index, start=z0):
+        k = reading_index.get(job.slice_uids[z])
+        if k is not None and plane.any():
+            mask[k] = plane
     return mask
 
 

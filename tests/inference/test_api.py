@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from django.test import Client
@@ -71,6 +73,25 @@ def test_arrays_come_whole_or_by_slice(done, study, rita):
     assert one.content == mask[k].tobytes()
     heat = client.get(f"/api/v1/inference/jobs/{done.pk}/arrays/heatmap/?slice={k}")
     assert len(heat.content) == 128 * 128
+
+
+@pytest.mark.parametrize("kind", ["mask", "heatmap"])
+def test_a_client_that_takes_gzip_gets_the_whole_array_deflated(done, rita, kind):
+    client = _client(rita)
+    url = f"/api/v1/inference/jobs/{done.pk}/arrays/{kind}/"
+    plain = client.get(url)
+    assert "Content-Encoding" not in plain
+    assert len(plain.content) == 16 * 128 * 128
+
+    for accepts in ("gzip, deflate, br, zstd", "br;q=1.0, gzip;q=0.8", "*"):  # Chromium's, weighted, any
+        packed = client.get(url, HTTP_ACCEPT_ENCODING=accepts)
+        assert packed["Content-Encoding"] == "gzip", accepts
+        assert packed["X-Array-Shape"] == "16,128,128"
+        assert "Accept-Encoding" in packed["Vary"]
+        assert len(packed.content) < len(plain.content) / 2
+        assert gzip.decompress(packed.content) == plain.content
+    for refuses in ("identity", "gzip;q=0", "br"):
+        assert "Content-Encoding" not in client.get(url, HTTP_ACCEPT_ENCODING=refuses), refuses
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ failed with a message, cancelled on request. (tests/inference/test_worker.py run
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import re
 
@@ -58,6 +59,11 @@ def series(study, model):
 def _read(key: str) -> bytes:
     with default_storage.open(key) as handle:
         return handle.read()
+
+
+def _array(job: InferenceJob, kind: str) -> bytes:
+    """The job's stored array, raw: its file is one gzip member (inference.arrays)."""
+    return gzip.decompress(_read(f"inference/jobs/{job.pk}/{kind}.u8.gz"))
 
 
 def _run(job: InferenceJob, task_id: str = "task-1") -> InferenceJob:
@@ -131,7 +137,7 @@ def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
     # Slice k of the arrays is the instance slice_uids[k], in order along the slice normal.
     assert sorted(job.slice_uids) == sorted(ds.SOPInstanceUID for ds in study.datasets)
 
-    mask = np.frombuffer(_read(f"inference/jobs/{job.pk}/mask.u8"), np.uint8)
+    mask = np.frombuffer(_array(job, "mask"), np.uint8)
     mask = in_study_order(mask.reshape(study.mask.shape), job.slice_uids, study)
     overlap = dice(mask > 0, study.mask > 0)
     print(f"Dice of the job's mask with the true lesions: {overlap:.3f}")
@@ -143,7 +149,7 @@ def test_a_job_finds_the_lesions_and_keeps_its_outputs(series, model, study):
         (z0, z1), (y0, y1), (x0, x1) = finding.bbox
         assert truth[z0:z1, y0:y1, x0:x1].any()
 
-    heatmap = np.frombuffer(_read(f"inference/jobs/{job.pk}/heatmap.u8"), np.uint8)
+    heatmap = np.frombuffer(_array(job, "heatmap"), np.uint8)
     heatmap = in_study_order(heatmap.reshape(study.mask.shape), job.slice_uids, study)
     assert heatmap.max() == 255
     assert heatmap[study.mask > 0].mean() > heatmap[study.mask == 0].mean()

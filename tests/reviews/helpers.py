@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from scipy import ndimage
 
 from fixtures.synthetic import SyntheticStudy, make_ct_study
+from inference.arrays import pack
 from inference.engine.decode import decode_series
 from inference.engine.postprocess import find_findings
 from inference.engine.types import InferenceResult, InputSpec, ModelSpec
@@ -96,8 +97,11 @@ def ai_result(
         columns=geometry.columns,
         finished_at=timezone.now(),
     )
-    key = default_storage.save(f"inference/jobs/{job.pk}/mask.u8", ContentFile(mask.tobytes()))
-    JobOutput.objects.create(job=job, kind=JobOutput.Kind.MASK, storage_key=key, size_bytes=mask.size)
+    content, offsets = pack(mask.astype(np.uint8))  # as a job stores it (inference.arrays)
+    key = default_storage.save(f"inference/jobs/{job.pk}/mask.u8.gz", ContentFile(content))
+    JobOutput.objects.create(
+        job=job, kind=JobOutput.Kind.MASK, storage_key=key, size_bytes=len(content), slice_offsets=offsets
+    )
     for index in range(1, int(mask.max()) + 1):
         voxels = mask == index
         zs, ys, xs = np.nonzero(voxels)

@@ -197,7 +197,7 @@ PAGES = [
     ),
     Row("GET", "/feedback/{FE}/", ADMIN_PAGE),
     # The media storage is never served by URL: arrays and masks go through the API.
-    Row("GET", "/media/inference/jobs/{jS}/mask.u8", _same(GONE)),
+    Row("GET", "/media/inference/jobs/{jS}/mask.u8.gz", _same(GONE)),
 ]
 
 API = [
