@@ -157,7 +157,7 @@ def _one_job(series, warm_up, model) -> None:
     )
     forward = job.timings["forward"]
     achieved = flops / forward / 1e9
-    stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in job.timings.items())
+    stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in job.stage_timings())
     stages += f"; the rest (claim, progress, bookkeeping) {whole - sum(job.timings.values()):.2f}"
     print(f"job {job.pk}: {job.findings.count()} findings, score {job.study_score:.3f}; stages (s): {stages}")
     stored = ", ".join(f"{o.kind} {o.size_bytes / 1e6:.1f}" for o in job.outputs.order_by("kind"))

@@ -163,19 +163,28 @@ class InferenceJob(models.Model):
             return None
         return (self.finished_at - self.started_at).total_seconds()
 
+    def stage_timings(self) -> list[tuple[str, float]]:
+        """(stage, seconds) in the order the stages run; stages not known here come last, by name.
+        (`timings` itself may come back in another order: PostgreSQL's jsonb sorts its keys.)"""
+        rank = {stage: k for k, stage in enumerate(STAGE_WORDS)}
+        return sorted(self.timings.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
     @property
     def timings_text(self) -> str:
         """The stages' seconds in words, in the order they ran: 'read and decode 0.9 s, ...'."""
         return ", ".join(
-            f"{STAGE_WORDS.get(stage, stage)} {seconds:.1f} s" for stage, seconds in self.timings.items()
+            f"{STAGE_WORDS.get(stage, stage)} {seconds:.1f} s" for stage, seconds in self.stage_timings()
         )
 
 
-# What a job's stages (InferenceJob.timings) are called on its page.
+# A job's stages (InferenceJob.timings), in the order they run, and what its page calls them.
 STAGE_WORDS = {
     "read_decode": "read and decode",
     "load": "load the model",
+    "preprocess": "preprocess",
+    "forward": "forward",
     "postprocess": "findings",
+    "saliency": "saliency",
     "outputs": "DICOM outputs",
 }
 
