@@ -139,11 +139,12 @@ class JobArrayApi(APIView):
 
 
 def _takes_gzip(request: Request) -> bool:
-    """Whether Accept-Encoding allows gzip (named, or '*', without q=0)."""
+    """Whether Accept-Encoding allows gzip: named, or '*', with a weight above 0."""
     for item in request.headers.get("Accept-Encoding", "").split(","):
-        coding, *parameters = (part.strip().lower() for part in item.split(";"))
-        if coding in ("gzip", "*"):
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in parameters)
+        coding, _, weight = item.partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            name, _, value = weight.partition("=")
+            return name.strip().lower() != "q" or value.strip().strip("0.") != ""  # q=0, 0.0, 0.000
     return False
 
 

@@ -5,9 +5,8 @@ initialisation and the patch sampler, the thread count is fixed and deterministi
 are enforced. Another processor adds its floating-point sums in another order (its vector
 width, its cache sizes) and trains other weights of like quality; pinning oneDNN, MKL and
 ATen to AVX2 did not make an AMD Zen 5 give a Zen 3's weights. The model card names the
-processor. The
-training and held-out studies come from disjoint generator seed ranges, so the evaluation
-never sees a training image.
+processor. The training and held-out studies come from disjoint generator seed ranges, so the
+evaluation never sees a training image.
 """
 
 from __future__ import annotations
